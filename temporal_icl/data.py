@@ -1,0 +1,95 @@
+"""Task sets and in-context regression sequences, as pure functions of PRNG keys.
+
+A sequence is K pairs (x_k, y_k) with x_k ~ N(0, I_D) and y_k = t·x_k + ε_k,
+ε_k ~ N(0, σ²), for one task t per sequence.  The task comes either from a
+finite task set T_M = {t_1, ..., t_M} (uniformly, with replacement) or, for
+M = ∞, fresh from N(0, I_D) for every sequence.
+
+M = ∞ is written ``M = -1`` in configs (``INFINITE_M``): ml_collections fields
+keep one type, and -1 is otherwise invalid.
+
+Every example is generated from its own key ``fold_in(key, i)`` where i is the
+example's index in the global batch.  A device holding examples [start, start+n)
+of a batch therefore generates exactly the examples that a single device would,
+so training data does not depend on the number of devices.
+"""
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+
+INFINITE_M = -1
+
+
+def is_infinite(M: int) -> bool:
+  """True when M denotes the infinite (Gaussian) task distribution."""
+  return M == INFINITE_M
+
+
+def sample_task_set(key: jax.Array, M: int, D: int) -> jax.Array:
+  """Draws M tasks i.i.d. from N(0, I_D).  Returns tasks [M, D]."""
+  return jax.random.normal(key, (M, D))
+
+
+def _example(key, tasks, K: int, noise_var: float):
+  """One sequence.  tasks [M, D] or None (M = ∞).  Returns x [K, D], y [K], t [D]."""
+  task_key, x_key, noise_key = jax.random.split(key, 3)
+  task = tasks[jax.random.randint(task_key, (), 0, tasks.shape[0])]
+  return _pairs(x_key, noise_key, task, K, noise_var)
+
+
+def _gaussian_example(key, D: int, K: int, noise_var: float):
+  task_key, x_key, noise_key = jax.random.split(key, 3)
+  task = jax.random.normal(task_key, (D,))
+  return _pairs(x_key, noise_key, task, K, noise_var)
+
+
+def _pairs(x_key, noise_key, task, K, noise_var):
+  D = task.shape[0]
+  xs = jax.random.normal(x_key, (K, D))
+  noise = jnp.sqrt(noise_var) * jax.random.normal(noise_key, (K,))
+  return xs, xs @ task + noise, task
+
+
+def _example_keys(key: jax.Array, start, count: int) -> jax.Array:
+  return jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(count))
+
+
+def sample_sequences(
+    key: jax.Array,
+    tasks: Optional[jax.Array],
+    batch_size: int,
+    K: int,
+    noise_var: float,
+    *,
+    D: Optional[int] = None,
+    start=0,
+    return_tasks: bool = False,
+):
+  """Samples a batch of in-context regression sequences.
+
+  Args:
+    key: PRNG key for the whole (global) batch.
+    tasks: the task set [M, D]; tasks are drawn uniformly with replacement.
+      ``None`` means M = ∞: each sequence gets a fresh task from N(0, I_D)
+      (then ``D`` must be given).
+    batch_size: B, the number of sequences returned.
+    K: pairs per sequence.
+    noise_var: σ², the observation noise variance.
+    D: task dimension; only needed when ``tasks`` is None.
+    start: index of the first returned example in the global batch (may be
+      traced); devices holding a shard of the batch pass their offset.
+    return_tasks: also return each sequence's task [B, D].
+
+  Returns:
+    xs [B, K, D], ys [B, K] (and ts [B, D] when ``return_tasks``).
+  """
+  keys = _example_keys(key, start, batch_size)
+  if tasks is None:
+    if D is None:
+      raise ValueError("sample_sequences needs D when tasks is None (M = ∞).")
+    xs, ys, ts = jax.vmap(lambda k: _gaussian_example(k, D, K, noise_var))(keys)
+  else:
+    xs, ys, ts = jax.vmap(lambda k: _example(k, tasks, K, noise_var))(keys)
+  return (xs, ys, ts) if return_tasks else (xs, ys)

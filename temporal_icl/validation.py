@@ -1,0 +1,116 @@
+"""Checks a config before anything is compiled: one clear sentence per problem.
+
+`validate(config, num_devices)` raises `ConfigError` listing every problem found,
+each naming the field, the offending value and what is allowed, so that a typo
+in a sweep never surfaces as a traceback from inside JAX.
+"""
+
+from typing import List
+
+import ml_collections
+
+from temporal_icl import data
+
+SCHEDULES = ("stationary", "mala", "dirichlet", "equispaced")
+HEADS = ("point", "gaussian", "mog")
+RESAMPLING_SCHEDULES = ("dirichlet", "equispaced")
+
+
+class ConfigError(ValueError):
+  """A config value is invalid; `problems` holds one sentence per problem."""
+
+  def __init__(self, problems: List[str]):
+    self.problems = list(problems)
+    super().__init__("Invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _positive(config, problems, *fields):
+  for field in fields:
+    value = _get(config, field)
+    if value is None or value <= 0:
+      problems.append(f"config.{field}={value!r} must be a positive number.")
+
+
+def _get(config, dotted):
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node
+
+
+def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> List[str]:
+  """Returns one sentence per invalid value of `config` (empty if valid)."""
+  p: List[str] = []
+  c = config
+
+  if c.M < 1 and not data.is_infinite(c.M):
+    p.append(f"config.M={c.M} must be a task count >= 1, or {data.INFINITE_M} for "
+             "M = ∞ (a fresh N(0, I_D) task per sequence).")
+  _positive(c, p, "D", "K", "batch_size", "num_steps", "eval_every", "eval_batch_size",
+            "checkpoint_every", "noise_var", "learning_rate", "model.num_blocks",
+            "model.num_heads", "model.embed_size", "model.mlp_size")
+
+  if c.gamma < 0:
+    p.append(f"config.gamma={c.gamma} must be >= 0 (the MALA step size).")
+  if c.R < 0:
+    p.append(f"config.R={c.R} must be >= 0 (resampling segments per task).")
+  if c.gamma > 0 and c.R > 0:
+    p.append(f"config.gamma={c.gamma} and config.R={c.R} are both set: choose one kind "
+             "of non-stationarity (MALA drift or resampling), not both.")
+
+  if c.schedule not in SCHEDULES:
+    p.append(f"config.schedule={c.schedule!r} is not a schedule; valid: "
+             f"{', '.join(SCHEDULES)}.")
+  else:
+    if c.gamma > 0 and c.schedule != "mala":
+      p.append(f"config.gamma={c.gamma} only acts with schedule='mala', but "
+               f"config.schedule={c.schedule!r}; set --config.schedule=mala or use "
+               "configs/mala.py.")
+    if c.R > 0 and c.schedule not in RESAMPLING_SCHEDULES:
+      p.append(f"config.R={c.R} only acts with schedule 'dirichlet' or 'equispaced', "
+               f"but config.schedule={c.schedule!r}; use configs/resample.py.")
+    if c.schedule in RESAMPLING_SCHEDULES and c.R < 1:
+      p.append(f"config.R={c.R}: schedule={c.schedule!r} needs R >= 1 segments per "
+               "task (R = 1 is stationary; use schedule='stationary' for no resampling).")
+    if data.is_infinite(c.M) and c.schedule != "stationary":
+      p.append(f"config.schedule={c.schedule!r} moves a finite task set, but "
+               f"config.M={c.M} means M = ∞; use schedule='stationary' with M = ∞.")
+
+  if c.head not in HEADS:
+    p.append(f"config.head={c.head!r} is not a head; valid: {', '.join(HEADS)}.")
+  if c.head == "mog" and c.num_components < 1:
+    p.append(f"config.num_components={c.num_components} must be >= 1 for head='mog'.")
+
+  if c.energy_distance_every < 0:
+    p.append(f"config.energy_distance_every={c.energy_distance_every} must be >= 0 "
+             "(0 turns energy distance off).")
+  if c.energy_distance_every > 0:
+    if c.head == "point":
+      p.append(f"config.energy_distance_every={c.energy_distance_every} needs a "
+               "probabilistic head to sample from, but config.head='point'; set "
+               "--config.head=gaussian or mog.")
+    if c.energy_num_samples < 2:
+      p.append(f"config.energy_num_samples={c.energy_num_samples} must be >= 2.")
+
+  if not 1 <= c.delta_prompt_length <= c.K:
+    p.append(f"config.delta_prompt_length={c.delta_prompt_length} must lie in "
+             f"[1, K={c.K}].")
+  if c.delta_tail_start is not None and not 0 <= c.delta_tail_start <= c.K - 1:
+    p.append(f"config.delta_tail_start={c.delta_tail_start} must lie in "
+             f"[0, K-1={c.K - 1}] (or be None to turn the tail metrics off).")
+
+  heads, width = c.model.num_heads, c.model.embed_size
+  if heads > 0 and width > 0 and width % heads:
+    p.append(f"config.model.num_heads={heads} must divide "
+             f"config.model.embed_size={width}.")
+  if c.batch_size > 0 and c.batch_size % num_devices:
+    p.append(f"config.batch_size={c.batch_size} must be divisible by the number of "
+             f"devices ({num_devices}) for data-parallel training.")
+  return p
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
+  """Raises ConfigError listing every problem of `config`, if any."""
+  problems = find_problems(config, num_devices)
+  if problems:
+    raise ConfigError(problems)
