@@ -50,11 +50,12 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
             "checkpoint_every", "noise_var", "learning_rate", "model.num_blocks",
             "model.num_heads", "model.embed_size", "model.mlp_size")
 
+  both_set = c.gamma > 0 and c.R > 0
   if c.gamma < 0:
     p.append(f"config.gamma={c.gamma} must be >= 0 (the MALA step size).")
   if c.R < 0:
     p.append(f"config.R={c.R} must be >= 0 (resampling segments per task).")
-  if c.gamma > 0 and c.R > 0:
+  if both_set:
     p.append(f"config.gamma={c.gamma} and config.R={c.R} are both set: choose one kind "
              "of non-stationarity (MALA drift or resampling), not both.")
 
@@ -62,14 +63,14 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
     p.append(f"config.schedule={c.schedule!r} is not a schedule; valid: "
              f"{', '.join(SCHEDULES)}.")
   else:
-    if c.gamma > 0 and c.schedule != "mala":
+    if c.gamma > 0 and c.schedule != "mala" and not both_set:
       p.append(f"config.gamma={c.gamma} only acts with schedule='mala', but "
                f"config.schedule={c.schedule!r}; set --config.schedule=mala or use "
                "configs/mala.py.")
-    if c.R > 0 and c.schedule not in RESAMPLING_SCHEDULES:
+    if c.R > 0 and c.schedule not in RESAMPLING_SCHEDULES and not both_set:
       p.append(f"config.R={c.R} only acts with schedule 'dirichlet' or 'equispaced', "
                f"but config.schedule={c.schedule!r}; use configs/resample.py.")
-    if c.schedule in RESAMPLING_SCHEDULES and c.R < 1:
+    if c.schedule in RESAMPLING_SCHEDULES and c.R == 0:
       p.append(f"config.R={c.R}: schedule={c.schedule!r} needs R >= 1 segments per "
                "task (R = 1 is stationary; use schedule='stationary' for no resampling).")
     if data.is_infinite(c.M) and c.schedule != "stationary":
@@ -92,10 +93,10 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
     if c.energy_num_samples < 2:
       p.append(f"config.energy_num_samples={c.energy_num_samples} must be >= 2.")
 
-  if not 1 <= c.delta_prompt_length <= c.K:
+  if c.K > 0 and not 1 <= c.delta_prompt_length <= c.K:
     p.append(f"config.delta_prompt_length={c.delta_prompt_length} must lie in "
              f"[1, K={c.K}].")
-  if c.delta_tail_start is not None and not 0 <= c.delta_tail_start <= c.K - 1:
+  if c.K > 0 and c.delta_tail_start is not None and not 0 <= c.delta_tail_start <= c.K - 1:
     p.append(f"config.delta_tail_start={c.delta_tail_start} must lie in "
              f"[0, K-1={c.K - 1}] (or be None to turn the tail metrics off).")
 
