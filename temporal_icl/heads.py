@@ -1,0 +1,121 @@
+"""Prediction heads: what the network's output at an x-token means.
+
+Each head maps the raw network output [..., P] at position k to a predictive
+distribution for y_k.  With σ² = noise_var and softplus(r) = log(1 + e^r):
+
+  point     P = 1    ŷ = r                                  (trained by MSE)
+  gaussian  P = 2    N(μ, v),  v = σ² + softplus(r_v) + ε   (trained by NLL)
+  mog       P = 3G   Σ_g π_g N(μ_g, v_g),  π = softmax(logits),
+                     v_g = σ² + softplus(r_g) + ε           (trained by NLL)
+
+Variances are floored at the noise variance: no predictor can know y better
+than the observation noise allows.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+VARIANCE_EPS = 1e-6
+_LOG_2PI = math.log(2 * math.pi)
+NAMES = ("point", "gaussian", "mog")
+
+
+def _gaussian_logpdf(y, mean, var):
+  return -0.5 * (_LOG_2PI + jnp.log(var) + jnp.square(y - mean) / var)
+
+
+@dataclasses.dataclass(frozen=True)
+class PointHead:
+  """A scalar prediction; no likelihood, so no NLL or sampling."""
+  noise_var: float
+  num_outputs: int = 1
+  is_probabilistic: bool = False
+
+  def mean(self, raw):  # [..., 1] -> [...]
+    return raw[..., 0]
+
+  def nll(self, raw, y):
+    raise ValueError("head='point' has no likelihood; use head='gaussian' or 'mog'.")
+
+  def sample(self, key, raw):
+    raise ValueError("Sampling needs a probabilistic head, but head='point'; use "
+                     "head='gaussian' or 'mog'.")
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianHead:
+  """N(mean, variance) with the variance floored at the noise variance."""
+  noise_var: float
+  num_outputs: int = 2
+  is_probabilistic: bool = True
+
+  def params(self, raw):
+    """raw [..., 2] -> mean [...], variance [...]."""
+    return raw[..., 0], self.noise_var + jax.nn.softplus(raw[..., 1]) + VARIANCE_EPS
+
+  def mean(self, raw):
+    return raw[..., 0]
+
+  def nll(self, raw, y):
+    mean, var = self.params(raw)
+    return -_gaussian_logpdf(y, mean, var)
+
+  def sample(self, key, raw):
+    mean, var = self.params(raw)
+    return mean + jnp.sqrt(var) * jax.random.normal(key, mean.shape, mean.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixtureHead:
+  """A mixture of G Gaussians; each variance floored at the noise variance."""
+  noise_var: float
+  num_components: int
+
+  @property
+  def num_outputs(self) -> int:
+    return 3 * self.num_components
+
+  is_probabilistic: bool = True
+
+  def params(self, raw):
+    """raw [..., 3G] -> log weights [..., G], means [..., G], variances [..., G]."""
+    logits, means, raw_var = jnp.split(raw, 3, axis=-1)
+    return (jax.nn.log_softmax(logits, axis=-1), means,
+            self.noise_var + jax.nn.softplus(raw_var) + VARIANCE_EPS)
+
+  def mean(self, raw):
+    log_w, means, _ = self.params(raw)
+    return jnp.sum(jnp.exp(log_w) * means, axis=-1)
+
+  def nll(self, raw, y):
+    log_w, means, var = self.params(raw)
+    return -jax.nn.logsumexp(log_w + _gaussian_logpdf(y[..., None], means, var), axis=-1)
+
+  def sample(self, key, raw):
+    log_w, means, var = self.params(raw)
+    pick_key, noise_key = jax.random.split(key)
+    g = jax.random.categorical(pick_key, log_w, axis=-1)[..., None]  # [..., 1]
+    mean = jnp.take_along_axis(means, g, axis=-1)[..., 0]
+    std = jnp.sqrt(jnp.take_along_axis(var, g, axis=-1)[..., 0])
+    return mean + std * jax.random.normal(noise_key, mean.shape, mean.dtype)
+
+
+def get_head(name: str, noise_var: float, num_components: int = 4):
+  """The head called `name` ('point' | 'gaussian' | 'mog')."""
+  if name == "point":
+    return PointHead(noise_var)
+  if name == "gaussian":
+    return GaussianHead(noise_var)
+  if name == "mog":
+    return MixtureHead(noise_var, num_components)
+  raise ValueError(f"Unknown head {name!r}; valid: {', '.join(NAMES)}.")
+
+
+def loss(head, raw: jax.Array, ys: jax.Array) -> jax.Array:
+  """Training loss: MSE of the mean (point head) or mean NLL.  raw [B,K,P], ys [B,K]."""
+  if head.is_probabilistic:
+    return head.nll(raw, ys).mean()
+  return jnp.square(head.mean(raw) - ys).mean()

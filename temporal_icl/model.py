@@ -1,0 +1,204 @@
+"""The transformer: a Haiku decoder over interleaved (x, y) tokens.
+
+Shape letters: B batch, K pairs per sequence, D task dimension, F = D + 1 token
+size, T = 2K tokens, E embedding size, H heads, P head outputs.
+
+Tokenisation: x_1, y_1, x_2, y_2, ... where an x token is (0, x_k) and a y token
+is (y_k, 0, ..., 0).  The output read at x-token 2k predicts y_k from the pairs
+before it and x_k; causal attention guarantees nothing later leaks in.
+
+Sizes come from `config.model` (ml_collections).  Structural choices are gin
+bindings of the `@gin.configurable` factories below, called inside
+`hk.transform`; `configs/model/paper.gin` binds the paper's choices.
+
+Cached decoding: `make_decoder(config)` runs the same parameters one token at a
+time.  Each attention layer keeps keys and values of all T positions in a
+fixed-shape cache [B, T, H, E/H]; a new token writes its slot and attends to
+slots <= its position, so a rollout costs O(T) per token instead of O(T²).
+"""
+
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple
+
+import gin
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from temporal_icl import heads as heads_lib
+
+Cache = List[Dict[str, jax.Array]]  # per layer: {'k': [B,T,H,Dh], 'v': [B,T,H,Dh]}
+
+_ACTIVATIONS = {"relu": jax.nn.relu, "gelu": jax.nn.gelu, "silu": jax.nn.silu,
+                "tanh": jnp.tanh}
+
+
+@gin.configurable
+def activation(name: str = "relu"):
+  """The MLP nonlinearity: 'relu' | 'gelu' | 'silu' | 'tanh'."""
+  if name not in _ACTIVATIONS:
+    raise ValueError(f"activation.name={name!r}; valid: {', '.join(_ACTIVATIONS)}.")
+  return _ACTIVATIONS[name]
+
+
+@gin.configurable
+def layer_norm_placement(placement: str = "pre") -> str:
+  """'pre': x + f(LN(x)), with a final LN.  'post': LN(x + f(x)), no final LN."""
+  if placement not in ("pre", "post"):
+    raise ValueError(f"layer_norm_placement.placement={placement!r}; valid: pre, post.")
+  return placement
+
+
+@gin.configurable
+def positional_embedding(kind: str = "learned") -> str:
+  """'learned': a trained [T, E] table added to token embeddings; 'none'."""
+  if kind not in ("learned", "none"):
+    raise ValueError(f"positional_embedding.kind={kind!r}; valid: learned, none.")
+  return kind
+
+
+@gin.configurable
+def weight_init(scale: float = 1.0, distribution: str = "truncated_normal"):
+  """Variance-scaling (fan-in) initialiser of every dense layer."""
+  return hk.initializers.VarianceScaling(scale, "fan_in", distribution)
+
+
+def _layer_norm(name):
+  return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name=name)
+
+
+def tokenize(xs: jax.Array, ys: jax.Array) -> jax.Array:
+  """xs [B, K, D], ys [B, K] -> tokens [B, 2K, D+1]: (0, x_k), (y_k, 0..0), ..."""
+  B, K, D = xs.shape
+  x_tokens = jnp.concatenate([jnp.zeros((B, K, 1), xs.dtype), xs], axis=-1)
+  y_tokens = jnp.concatenate([ys[..., None], jnp.zeros((B, K, D), xs.dtype)], axis=-1)
+  return jnp.stack([x_tokens, y_tokens], axis=2).reshape(B, 2 * K, D + 1)
+
+
+@dataclasses.dataclass
+class CausalSelfAttention(hk.Module):
+  """Multi-head causal self-attention, over a full sequence or one cached token."""
+  num_heads: int  # H
+  name: Optional[str] = None
+
+  def __call__(self, h, cache=None, position=None):
+    """h [B, T', E]; with a cache, T' = 1 and the token sits at `position`."""
+    B, T, E = h.shape
+    dh = E // self.num_heads
+    init = weight_init()
+    project = lambda n: hk.Linear(E, w_init=init, name=n)(h).reshape(B, T, self.num_heads, dh)
+    q, k, v = project("query"), project("key"), project("value")  # [B, T', H, Dh]
+    if cache is None:
+      mask = jnp.tril(jnp.ones((T, T), bool))  # [T, T]: query i sees keys <= i
+      new_cache = None
+    else:
+      k = jax.lax.dynamic_update_slice_in_dim(cache["k"], k, position, axis=1)
+      v = jax.lax.dynamic_update_slice_in_dim(cache["v"], v, position, axis=1)
+      new_cache = {"k": k, "v": v}
+      mask = (jnp.arange(k.shape[1]) <= position)[None, :]  # [1, T]
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(dh).astype(h.dtype)
+    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    weights = jax.nn.softmax(logits, axis=-1)
+    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(B, T, E)
+    return hk.Linear(E, w_init=init, name="out")(out), new_cache
+
+
+@dataclasses.dataclass
+class Block(hk.Module):
+  """One transformer block: attention then MLP, each with a residual."""
+  num_heads: int  # H
+  mlp_size: int  # hidden units of the MLP
+  name: Optional[str] = None
+
+  def __call__(self, h, cache=None, position=None):
+    E = h.shape[-1]
+    pre = layer_norm_placement() == "pre"
+    attention = CausalSelfAttention(self.num_heads, name="attention")
+    mlp = hk.Sequential([hk.Linear(self.mlp_size, w_init=weight_init(), name="hidden"),
+                         activation(),
+                         hk.Linear(E, w_init=weight_init(), name="output")], name="mlp")
+    ln_attention, ln_mlp = _layer_norm("ln_attention"), _layer_norm("ln_mlp")
+    if pre:
+      a, cache = attention(ln_attention(h), cache, position)
+      h = h + a
+      return h + mlp(ln_mlp(h)), cache
+    a, cache = attention(h, cache, position)
+    h = ln_attention(h + a)
+    return ln_mlp(h + mlp(h)), cache
+
+
+@dataclasses.dataclass
+class Transformer(hk.Module):
+  """Token embedding, positional embedding, blocks, final LayerNorm, linear head."""
+  num_blocks: int  # transformer blocks
+  num_heads: int  # attention heads per block
+  embed_size: int  # E
+  mlp_size: int  # MLP hidden units
+  max_len: int  # T, positions of the learned positional table
+  num_outputs: int  # P, raw head outputs per position
+  name: Optional[str] = None
+
+  def __call__(self, tokens, cache: Optional[Cache] = None, position=None):
+    """tokens [B, T', F] -> raw outputs [B, T', P] (and the updated cache).
+
+    Without a cache T' is the whole sequence; with one, T' = 1 at `position`.
+    """
+    h = hk.Linear(self.embed_size, w_init=weight_init(), name="embed")(tokens)
+    if positional_embedding() == "learned":
+      table = hk.get_parameter("positions", [self.max_len, self.embed_size],
+                               init=hk.initializers.TruncatedNormal(0.02))
+      if cache is None:
+        h = h + table[:tokens.shape[1]]
+      else:
+        h = h + jax.lax.dynamic_slice_in_dim(table, position, 1)
+    new_cache = []
+    for i in range(self.num_blocks):
+      layer_cache = None if cache is None else cache[i]
+      h, layer_cache = Block(self.num_heads, self.mlp_size, name=f"block_{i}")(
+          h, layer_cache, position)
+      new_cache.append(layer_cache)
+    if layer_norm_placement() == "pre":
+      h = _layer_norm("ln_final")(h)
+    out = hk.Linear(self.num_outputs, w_init=weight_init(), name="head")(h)
+    return out, (None if cache is None else new_cache)
+
+
+def _transformer(config: ml_collections.ConfigDict) -> Transformer:
+  head = heads_lib.get_head(config.head, config.noise_var, config.num_components)
+  m = config.model
+  return Transformer(num_blocks=m.num_blocks, num_heads=m.num_heads,
+                     embed_size=m.embed_size, mlp_size=m.mlp_size, max_len=2 * config.K,
+                     num_outputs=head.num_outputs, name="transformer")
+
+
+def make_model(config: ml_collections.ConfigDict) -> hk.Transformed:
+  """apply(params, xs [B,K,D], ys [B,K]) -> raw head outputs at x tokens [B, K, P]."""
+
+  def forward(xs, ys):
+    out, _ = _transformer(config)(tokenize(xs, ys))
+    return out[:, 0::2]  # x-token positions
+
+  return hk.without_apply_rng(hk.transform(forward))
+
+
+def make_decoder(config: ml_collections.ConfigDict) -> hk.Transformed:
+  """apply(params, token [B, F], position, cache) -> (raw [B, P], cache).
+
+  Shares parameters with `make_model(config)`; `position` may be traced.
+  """
+
+  def step(token, position, cache):
+    out, cache = _transformer(config)(token[:, None], cache, position)
+    return out[:, 0], cache
+
+  return hk.without_apply_rng(hk.transform(step))
+
+
+def init_cache(config: ml_collections.ConfigDict, batch_size: int,
+               dtype=jnp.float32) -> Cache:
+  """Zeros for every layer's keys and values: [B, 2K, H, E/H] each."""
+  m = config.model
+  shape = (batch_size, 2 * config.K, m.num_heads, m.embed_size // m.num_heads)
+  return [{"k": jnp.zeros(shape, dtype), "v": jnp.zeros(shape, dtype)}
+          for _ in range(m.num_blocks)]

@@ -1,0 +1,157 @@
+"""End-to-end tests of the training binary on a tiny config (CPU, seconds each)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from temporal_icl import export
+from temporal_icl import train
+from temporal_icl.tests import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = "temporal_icl/tests/tiny_config.py"
+
+
+def run_main(workdir, *overrides, devices=1):
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+             JAX_PLATFORMS="cpu")
+  return subprocess.run(
+      [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
+       f"--workdir={workdir}", *overrides],
+      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def science_history(workdir):
+  """Every spec metric at every step (timestamps dropped)."""
+  stats = export.to_reference_json(str(workdir))["stats"]
+  return [{k: v for k, v in row.items() if k != "timestamp"} for row in stats]
+
+
+def leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(state)]
+
+
+def test_binary_writes_every_metric_for_tensorboard(tmp_path):
+  result = run_main(tmp_path, "--config.head=gaussian", "--config.delta_tail_start=2")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "tensorboard --logdir" in result.stdout
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
+  acc = event_accumulator.EventAccumulator(
+      str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
+  acc.Reload()
+  tags = set(acc.Tags()["tensors"])
+  expected = {m for m in export.SPEC_METRICS if not m.startswith("energy_dist")}
+  assert expected | {"lr", "train_loss"} <= tags
+  steps = [e.step for e in acc.Tensors("test_delta_ridge")]
+  assert steps == list(range(0, 49, 8))
+
+
+def test_export_json_matches_reference_format(tmp_path):
+  assert run_main(tmp_path).returncode == 0
+  out = tmp_path / "run.json"
+  subprocess.run([sys.executable, "-m", "temporal_icl.export", f"--workdir={tmp_path}",
+                  f"--out={out}"], cwd=REPO, check=True, capture_output=True)
+  result = json.loads(out.read_text())
+  assert set(result) == {"times", "config", "stats"}
+  assert result["times"]["start"] <= result["times"]["end"]
+  assert result["config"]["M"] == 4 and result["config"]["schedule"] == "mala"
+  assert [row["step"] for row in result["stats"]] == list(range(0, 49, 8))
+  point_head = {m for m in export.SPEC_METRICS
+                if "nll" not in m and "tail" not in m and "energy" not in m}
+  for row in result["stats"]:
+    assert set(row) == point_head | {"step", "lr", "timestamp"}
+    assert all(np.isfinite(row[m]) for m in point_head)
+  # Warm-up: lr rises linearly over the first 10% of 48 steps (4 steps).
+  assert result["stats"][0]["lr"] == 0.0 and result["stats"][-1]["lr"] == pytest.approx(3e-3)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+  config = tiny_config.get_config()
+  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  part = tmp_path / "part"
+  stopped = train.train_and_evaluate(config, str(part), should_stop=lambda s: s >= 24)
+  assert int(stopped.step) == 24
+  resumed = train.train_and_evaluate(config, str(part))
+  assert int(resumed.step) == config.num_steps
+  for a, b in zip(leaves(whole), leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  assert science_history(part) == science_history(tmp_path / "whole")
+
+
+def test_killed_run_rewrites_steps_once(tmp_path):
+  # A hard kill after step 24 leaves summaries past the last checkpoint (16):
+  # simulate it by deleting the checkpoint at 24, then resume.
+  config = tiny_config.get_config()
+  whole = tmp_path / "whole"
+  train.train_and_evaluate(config, str(whole))
+  part = tmp_path / "part"
+  train.train_and_evaluate(config, str(part), should_stop=lambda s: s >= 24)
+  import shutil
+  shutil.rmtree(part / "checkpoints" / "24")
+  train.train_and_evaluate(config, str(part))
+  assert science_history(part) == science_history(whole)
+
+
+def test_measurements_do_not_change_the_trajectory(tmp_path):
+  config = tiny_config.get_config()
+  dense = train.train_and_evaluate(config, str(tmp_path / "dense"))
+  config.eval_every = 48
+  config.checkpoint_every = 48
+  sparse = train.train_and_evaluate(config, str(tmp_path / "sparse"))
+  for a, b in zip(leaves(dense), leaves(sparse)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_one_and_two_devices_agree(tmp_path):
+  for devices in (1, 2):
+    result = run_main(tmp_path / str(devices), devices=devices)
+    assert result.returncode == 0, result.stderr[-3000:]
+  one, two = (science_history(tmp_path / d) for d in ("1", "2"))
+  assert [r["step"] for r in one] == [r["step"] for r in two]
+  for a, b in zip(one, two):
+    for key in a:
+      np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=1e-6, err_msg=key)
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+  assert run_main(tmp_path).returncode == 0
+  result = run_main(tmp_path, "--config.M=5")
+  assert result.returncode == 2
+  assert "M: 4 -> 5" in result.stderr and "force_restart" in result.stderr
+  assert "Traceback" not in result.stderr
+  # Only num_steps may change: extending a finished run trains on.
+  assert run_main(tmp_path, "--config.num_steps=56").returncode == 0
+  assert science_history(tmp_path)[-1]["step"] == 56
+  restarted = run_main(tmp_path, "--config.M=5", "--config.force_restart=True")
+  assert restarted.returncode == 0
+
+
+def test_bad_config_exits_with_sentences_and_no_traceback(tmp_path):
+  result = run_main(tmp_path, "--config.model.num_heads=3", "--config.noise_var=0",
+                    "--config.head=cauchy")
+  assert result.returncode == 2
+  assert "config.model.num_heads=3 must divide config.model.embed_size=16" in result.stderr
+  assert "config.noise_var=0" in result.stderr
+  assert "config.head='cauchy' is not a head; valid: point, gaussian, mog" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_batch_not_divisible_by_devices(tmp_path):
+  result = run_main(tmp_path, "--config.batch_size=7", devices=2)
+  assert result.returncode == 2
+  assert "config.batch_size=7 must be divisible by the number of devices (2)" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_keep_final_checkpoint_false_removes_checkpoints(tmp_path):
+  config = tiny_config.get_config()
+  config.keep_final_checkpoint = False
+  train.train_and_evaluate(config, str(tmp_path))
+  assert not os.path.exists(tmp_path / "checkpoints")
+  assert os.path.exists(tmp_path / "FINISHED")

@@ -1,0 +1,120 @@
+"""The run directory: its recorded config, resume checks, and orbax checkpoints.
+
+Layout of a workdir:
+  config.json            the resolved config of the run (written at start)
+  operative_config.gin   the gin bindings the network was built with
+  checkpoints/<step>/    orbax checkpoints of the TrainState
+  events.out.tfevents.*  CLU / TensorBoard summaries (every metric, every step)
+  FINISHED               written when the run completed all its steps
+"""
+
+import json
+import os
+import shutil
+from typing import Any, Dict, List, Optional, Sequence
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+CONFIG_FILE = "config.json"
+FINISHED_FILE = "FINISHED"
+
+
+class ResumeError(ValueError):
+  """The workdir holds a run whose config differs from the requested one."""
+
+
+def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+  return flat
+
+
+def config_to_json(config: ml_collections.ConfigDict) -> str:
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def config_diff(old: Dict[str, Any], new: Dict[str, Any],
+                ignore: Sequence[str] = ()) -> List[str]:
+  """Lines 'field: old -> new' for every differing leaf not in `ignore`."""
+  a, b = _flatten(old), _flatten(new)
+  return [f"{k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+          for k in sorted(set(a) | set(b))
+          if k not in ignore and a.get(k) != b.get(k)]
+
+
+def prepare(workdir: str, config: ml_collections.ConfigDict,
+            resumable_changes: Sequence[str]) -> None:
+  """Creates `workdir`, or checks that it holds the same experiment.
+
+  With `config.force_restart` the workdir is emptied first.  Otherwise an
+  existing config.json must equal `config` except for `resumable_changes`;
+  a mismatch raises ResumeError with the diff.
+  """
+  if config.get("force_restart", False) and os.path.isdir(workdir):
+    shutil.rmtree(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  new = json.loads(config_to_json(config))
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    diff = config_diff(old, new, ignore=resumable_changes)
+    if diff:
+      raise ResumeError(
+          f"{workdir} holds a run with a different config; refusing to resume it.\n"
+          + "\n".join(f"  {line}" for line in diff)
+          + "\nUse another --workdir, or --config.force_restart=True to wipe it and "
+          "start over.")
+    if old.get("num_steps") != new.get("num_steps"):
+      mark_unfinished(workdir)
+  if jax.process_index() == 0:
+    with open(path, "w") as f:
+      f.write(config_to_json(config))
+
+
+def is_finished(workdir: str) -> bool:
+  return os.path.exists(os.path.join(workdir, FINISHED_FILE))
+
+
+def mark_finished(workdir: str, step: int) -> None:
+  with open(os.path.join(workdir, FINISHED_FILE), "w") as f:
+    f.write(f"{step}\n")
+
+
+def mark_unfinished(workdir: str) -> None:
+  path = os.path.join(workdir, FINISHED_FILE)
+  if os.path.exists(path):
+    os.remove(path)
+
+
+def checkpoint_manager(workdir: str, max_to_keep: Optional[int] = 3
+                       ) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+
+def restore_latest(manager: ocp.CheckpointManager, like: Any) -> Optional[Any]:
+  """The latest checkpoint restored with the structure and shardings of `like`."""
+  step = manager.latest_step()
+  if step is None:
+    return None
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
+  if manager.latest_step() != step:
+    manager.save(step, args=ocp.args.StandardSave(state))
+
+
+def remove_checkpoints(manager: ocp.CheckpointManager, workdir: str) -> None:
+  manager.wait_until_finished()
+  manager.close()
+  shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
