@@ -1,0 +1,113 @@
+"""Ridge and dMMSE against direct float64 computations, prefix by prefix."""
+
+import jax
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from temporal_icl import baselines
+from temporal_icl import data
+
+
+def _batch(D, K, M, noise_var, seed=0, B=3):
+  tasks = data.sample_task_set(jax.random.PRNGKey(seed), M, D)
+  xs, ys = data.sample_sequences(jax.random.PRNGKey(seed + 1), tasks, B, K, noise_var)
+  return tasks, xs, ys
+
+
+def ridge_reference(xs, ys, noise_var):
+  xs, ys = np.float64(xs), np.float64(ys)
+  B, K, D = xs.shape
+  out = np.zeros((B, K))
+  for b in range(B):
+    for k in range(K):
+      X, y = xs[b, :k], ys[b, :k]
+      w = np.linalg.solve(X.T @ X + noise_var * np.eye(D), X.T @ y)
+      out[b, k] = xs[b, k] @ w
+  return out
+
+
+def dmmse_reference(xs, ys, tasks, noise_var):
+  xs, ys, tasks = np.float64(xs), np.float64(ys), np.float64(tasks)
+  B, K, _ = xs.shape
+  out = np.zeros((B, K))
+  for b in range(B):
+    for k in range(K):
+      log_lik = np.array([-np.sum((ys[b, :k] - xs[b, :k] @ t) ** 2) / (2 * noise_var)
+                          for t in tasks])
+      weights = np.exp(log_lik - logsumexp(log_lik))
+      out[b, k] = sum(w * (xs[b, k] @ t) for w, t in zip(weights, tasks))
+  return out
+
+
+@pytest.mark.parametrize("D, K, noise_var", [(1, 4, 0.25), (3, 7, 0.25), (8, 16, 0.25),
+                                             (5, 12, 1e-2)])
+def test_ridge_matches_closed_form(D, K, noise_var):
+  _, xs, ys = _batch(D, K, 4, noise_var)
+  with jax.enable_x64(True):
+    got = baselines.ridge(np.float64(xs), np.float64(ys), noise_var)
+  np.testing.assert_allclose(got, ridge_reference(xs, ys, noise_var), rtol=1e-5, atol=1e-5)
+
+
+def test_ridge_float32_is_close_to_closed_form():
+  _, xs, ys = _batch(8, 16, 4, 0.25)
+  np.testing.assert_allclose(baselines.ridge(xs, ys, 0.25),
+                             ridge_reference(xs, ys, 0.25), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("D, K, M", [(1, 5, 1), (2, 6, 3), (4, 9, 32), (8, 16, 8)])
+def test_dmmse_matches_direct_computation(D, K, M):
+  tasks, xs, ys = _batch(D, K, M, 0.25)
+  with jax.enable_x64(True):
+    got = baselines.dmmse(np.float64(xs), np.float64(ys), np.float64(tasks), 0.25)
+  np.testing.assert_allclose(got, dmmse_reference(xs, ys, tasks, 0.25), rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_prediction_zero_is_the_prior_mean():
+  tasks, xs, ys = _batch(3, 5, 6, 0.25)
+  np.testing.assert_allclose(baselines.ridge(xs, ys, 0.25)[:, 0], 0.0)
+  np.testing.assert_allclose(baselines.dmmse(xs, ys, tasks, 0.25)[:, 0],
+                             xs[:, 0] @ tasks.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_dmmse_with_one_task_predicts_that_task():
+  tasks, xs, ys = _batch(4, 10, 1, 0.25)
+  np.testing.assert_allclose(baselines.dmmse(xs, ys, tasks, 0.25), xs @ tasks[0],
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_noiseless_ridge_interpolates_once_k_exceeds_d():
+  D, K = 3, 8
+  tasks, xs, ys = _batch(D, K, 2, 0.0)
+  with jax.enable_x64(True):
+    got = np.asarray(baselines.ridge(np.float64(xs), np.float64(ys), 1e-10))
+  truth = np.einsum("bkd,bd->bk", np.float64(xs),
+                    np.float64(tasks)[np.argmin(np.abs(
+                        ys[:, :1, None] - xs[:, :1] @ tasks.T).squeeze(1), -1)])
+  np.testing.assert_allclose(got[:, D:], truth[:, D:], atol=1e-6)
+  assert np.abs(got[:, 1] - truth[:, 1]).max() > 1e-3  # underdetermined before
+
+
+def test_dmmse_is_stable_and_concentrates_with_tiny_noise():
+  tasks, xs, ys = _batch(4, 64, 16, 1e-4)
+  got = baselines.dmmse(xs, ys, tasks, 1e-4)
+  assert np.all(np.isfinite(got)) and np.all(np.isfinite(baselines.ridge(xs, ys, 1e-4)))
+  true_preds = np.einsum("bkd,md->bkm", xs, tasks)
+  errors = np.abs(true_preds[:, 1:] - np.asarray(ys)[:, 1:, None]).mean(1)
+  truth = true_preds[np.arange(3), :, errors.argmin(-1)]
+  np.testing.assert_allclose(got[:, 5:], truth[:, 5:], atol=1e-3)
+
+
+@pytest.mark.parametrize("which", ["ridge", "dmmse"])
+def test_prediction_k_ignores_pairs_from_k_on(which):
+  tasks, xs, ys = _batch(3, 8, 5, 0.25)
+  f = jax.jit(lambda xs, ys: baselines.ridge(xs, ys, 0.25) if which == "ridge"
+              else baselines.dmmse(xs, ys, tasks, 0.25))
+  base = f(xs, ys)
+  k = 4
+  ys2 = ys.at[:, k:].add(3.0)
+  xs2 = xs.at[:, k + 1:].multiply(-2.0)
+  changed = f(xs2, ys2)
+  np.testing.assert_allclose(changed[:, :k + 1], base[:, :k + 1], rtol=1e-6, atol=1e-6)
+  assert np.abs(changed[:, k + 1:] - base[:, k + 1:]).max() > 1e-3
