@@ -50,7 +50,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.delta_prompt_length = 16
   c.delta_tail_start = ml_collections.config_dict.placeholder(int)  # None = off
   c.energy_distance_every = 0  # 0 = off; the paper measured every 800 steps
-  c.energy_num_samples = 5000
+  c.energy_num_samples = 5000  # PMC rollouts (of K pairs) per energy distance
+
+  # --- Prior-tracking snapshots (configs/prior_tracking.py turns them on) ------
+  c.snapshot_period = 0  # 0 = off; else snapshot every this many steps
+  c.num_pr_samples = 200  # PMC rollouts per snapshot
+  c.pr_generation_steps = 16  # pairs per snapshot rollout
+  c.dense_snapshot_period = ml_collections.config_dict.placeholder(int)
+  c.dense_step_start = ml_collections.config_dict.placeholder(int)
+  c.dense_step_end = ml_collections.config_dict.placeholder(int)
+  c.dense_snapshot_window = 2048  # dense window after each resampling event
 
   # --- Checkpoints -------------------------------------------------------------
   c.checkpoint_every = 8192

@@ -13,14 +13,11 @@ lengths.  Every random stream has its own key (see `STREAMS`), so turning a
 measurement on or off never changes the training trajectory.
 """
 
-import functools
 import json
 import os
-import shutil
 import signal
 import threading
-import time
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from absl import logging
 from clu import metric_writers
@@ -34,27 +31,21 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from temporal_icl import data
 from temporal_icl import evaluation
 from temporal_icl import heads
+from temporal_icl import measurements
 from temporal_icl import model as model_lib
 from temporal_icl import schedules
+from temporal_icl import snapshots as snapshots_lib
+from temporal_icl import streams
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
 
-# Independent random streams, derived from config.seed by fold_in.
-STREAMS = dict(params=0, tasks=1, data=2, schedule_steps=3, test_set=4, eval=5,
-               energy=6, snapshots=7, llc=8)
 # Fields that may differ when resuming a run (everything else must match).
 RESUMABLE_CHANGES = ("num_steps", "force_restart")
-FINISHED_MARKER = "FINISHED"
-
-
-def stream_key(seed: int, name: str) -> jax.Array:
-  """The PRNG key of one named random stream of a run."""
-  return jax.random.fold_in(jax.random.PRNGKey(seed), STREAMS[name])
+stream_key = streams.key
 
 
 class TrainState(NamedTuple):
@@ -232,8 +223,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   _parse_gin(c)
   exp = build(c)
   mesh = make_mesh()
-  replicated = NamedSharding(mesh, P())
-  state = jax.device_put(init_state(exp), replicated)
+  state = jax.device_put(init_state(exp), NamedSharding(mesh, P()))
   manager = workdir_lib.checkpoint_manager(workdir)
   restored = workdir_lib.restore_latest(manager, state)
   if restored is not None:
@@ -254,23 +244,56 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                    stream_key(c.seed, "test_set"))
   progress = periodic_actions.ReportProgress(num_train_steps=T, writer=writer,
                                              every_secs=15.0)
+  loss_fn = jax.jit(lambda params, xs, ys: heads.loss(exp.head, exp.model.apply(
+      params, xs, ys), ys))
+  latest_loss = None  # training loss of the last step taken
+
+  def current_tasks():
+    tasks = training_tasks(exp, state.schedule)
+    return jnp.zeros((0, c.D)) if tasks is None else tasks
 
   def evaluate(step: int, t: float = None):
     with progress.timed("eval"):
-      tasks = training_tasks(exp, state.schedule)
       xs, ys = training_batch(exp, state.schedule, max(step - 1, 0))
-      metrics = evaluator(state.params, tasks, xs, ys)
+      metrics = evaluator(state.params, training_tasks(exp, state.schedule), xs, ys)
       metrics["lr"] = float(exp.lr(step))
       writer.write_scalars(step, metrics)
+
+  schedule = {evaluate: measurement_steps(c.eval_every, T)}  # callback -> its steps
+
+  if c.energy_distance_every:
+    energy_distance = measurements.EnergyDistance(c, writer)
+
+    def measure_energy_distance(step: int, t: float = None):
+      with progress.timed("energy_distance"):
+        energy_distance(step, state.params, current_tasks())
+    schedule[measure_energy_distance] = measurement_steps(c.energy_distance_every, T)
+
+  prior_snapshots = None
+  if c.snapshot_period:
+    resample_steps = (exp.schedule.resample_steps(state.schedule)
+                      if c.schedule in validation.RESAMPLING_SCHEDULES else None)
+    prior_snapshots = measurements.PriorSnapshots(
+        c, exp.model.apply, exp.head, workdir, workdir_lib.config_to_json(c),
+        resample_steps)
+    prior_snapshots.file.resume(start)
+
+    def snapshot(step: int, t: float = None):
+      with progress.timed("snapshots"):
+        loss = latest_loss
+        if loss is None:  # no step taken yet: the loss of the first batch
+          loss = float(loss_fn(state.params, *training_batch(exp, state.schedule, step)))
+        prior_snapshots(step, state.params, current_tasks(), loss)
+    schedule[snapshot] = snapshots_lib.snapshot_steps(
+        c, T, () if resample_steps is None else resample_steps)
 
   def checkpoint(step: int, t: float = None):
     with progress.timed("checkpoint"):
       workdir_lib.save(manager, step, state)
+      if prior_snapshots is not None and is_lead:
+        prior_snapshots.file.write()
+  schedule[checkpoint] = measurement_steps(c.checkpoint_every, T, include_zero=False)
 
-  schedule = {  # callback -> the steps it runs at
-      evaluate: measurement_steps(c.eval_every, T),
-      checkpoint: measurement_steps(c.checkpoint_every, T, include_zero=False),
-  }
   actions = [periodic_actions.PeriodicCallback(on_steps=steps, callback_fn=fn)
              for fn, steps in schedule.items()]
   boundaries = sorted(set().union(*schedule.values()))
@@ -284,14 +307,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     progress(start)
     step = start
     for boundary in (b for b in boundaries if b > start):
-      state, mean_loss, _ = multi_step(state, jnp.asarray(boundary - step, jnp.int32))
+      state, mean_loss, last_loss = multi_step(
+          state, jnp.asarray(boundary - step, jnp.int32))
       step = boundary
+      latest_loss = float(last_loss)
       writer.write_scalars(step, {"train_loss": float(mean_loss)})
       progress(step)
       for action in actions:
         action(step)
       if step < T and should_stop(step):
-        workdir_lib.save(manager, step, state)
+        checkpoint(step)
         manager.wait_until_finished()
         logging.warning("Stopped at step %d of %d; rerun the same command to resume.",
                         step, T)

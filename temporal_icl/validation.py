@@ -100,6 +100,33 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
     p.append(f"config.delta_tail_start={c.delta_tail_start} must lie in "
              f"[0, K-1={c.K - 1}] (or be None to turn the tail metrics off).")
 
+  if c.snapshot_period < 0:
+    p.append(f"config.snapshot_period={c.snapshot_period} must be >= 0 (0 turns "
+             "prior-tracking snapshots off).")
+  if c.snapshot_period > 0:
+    if c.head == "point":
+      p.append(f"config.snapshot_period={c.snapshot_period} samples the implicit prior, "
+               "which needs a probabilistic head, but config.head='point'; set "
+               "--config.head=gaussian or mog.")
+    if c.num_pr_samples < 1:
+      p.append(f"config.num_pr_samples={c.num_pr_samples} must be >= 1.")
+    if c.K > 0 and not 1 <= c.pr_generation_steps <= c.K:
+      p.append(f"config.pr_generation_steps={c.pr_generation_steps} must lie in "
+               f"[1, K={c.K}] (rollouts cannot exceed the model's context).")
+    if c.dense_snapshot_period is not None and c.dense_snapshot_period <= 0:
+      p.append(f"config.dense_snapshot_period={c.dense_snapshot_period} must be "
+               "positive (or None for no dense snapshots).")
+    window = (c.dense_step_start, c.dense_step_end)
+    if (window[0] is None) != (window[1] is None):
+      p.append(f"config.dense_step_start={window[0]} and config.dense_step_end="
+               f"{window[1]} must be set together.")
+    elif window[0] is not None and not 0 <= window[0] < window[1]:
+      p.append(f"config.dense_step_start={window[0]} must satisfy 0 <= start < "
+               f"config.dense_step_end={window[1]}.")
+    if window[0] is not None and c.dense_snapshot_period is None:
+      p.append("config.dense_step_start/end need config.dense_snapshot_period to take "
+               "dense snapshots.")
+
   heads, width = c.model.num_heads, c.model.embed_size
   if heads > 0 and width > 0 and width % heads:
     p.append(f"config.model.num_heads={heads} must divide "

@@ -1,0 +1,148 @@
+"""The model's implicit prior over tasks, by predictive Monte Carlo (PMC).
+
+A rollout starts from no prompt (or an optional prompt of pairs), draws
+x_k ~ N(0, I_D), samples y_k from the model's predictive distribution given the
+rollout so far, appends the pair and continues for L pairs.  Ordinary least
+squares on each rollout, t̂ = (XᵀX)⁻¹Xᵀy, is one sample from the model's
+implicit prior (the task it "had in mind"); energy distances compare S such
+samples with the ridge prior N(0, I_D) and the dMMSE prior (uniform over the
+training tasks).
+
+Two samplers produce identical rollouts from the same key:
+  `rollout`               keys/values cached per layer: each token attends to the
+                          cache, O(T) work per token;
+  `rollout_full_recompute` re-runs the network over the whole sequence for each
+                          pair, O(T²) per token (a reference, and the benchmark's
+                          baseline).
+Shape letters: S rollouts, L pairs per rollout, P prompt pairs, D dimension.
+"""
+
+import functools
+from typing import Optional, Tuple
+
+import jax
+from jax import lax
+import jax.numpy as jnp
+import ml_collections
+
+from temporal_icl import energy
+from temporal_icl import heads as heads_lib
+from temporal_icl import model as model_lib
+
+energy_distance = energy.energy_distance
+ols_fit = energy.ols_fit
+sample_ridge_prior = energy.sample_ridge_prior
+sample_dmmse_prior = energy.sample_dmmse_prior
+
+
+def _head(config):
+  head = heads_lib.get_head(config.head, config.noise_var, config.num_components)
+  if not head.is_probabilistic:
+    raise ValueError("Predictive Monte Carlo samples y from the model's predictive "
+                     "distribution, which needs a probabilistic head, but "
+                     "config.head='point'; use head='gaussian' or 'mog'.")
+  return head
+
+
+def _rollout_inputs(key, S, L, D):
+  """Inputs [S, L, D] and one sampling key per pair [L, 2]."""
+  x_key, y_key = jax.random.split(key)
+  return jax.random.normal(x_key, (S, L, D)), jax.random.split(y_key, L)
+
+
+def _check_length(config, L, P):
+  if L + P > config.K:
+    raise ValueError(f"A rollout of {L} pairs after a {P}-pair prompt exceeds the "
+                     f"model's context of K={config.K} pairs.")
+
+
+def rollout(params, config: ml_collections.ConfigDict, key: jax.Array, num_samples: int,
+            num_pairs: int, prompt: Optional[Tuple[jax.Array, jax.Array]] = None):
+  """Samples S = num_samples rollouts of L = num_pairs pairs with a KV cache.
+
+  Args:
+    params: the model's parameters (`model.make_model(config)`).
+    config: the run's config (sizes, head, noise_var).
+    key: PRNG key; the same key gives the same rollouts in both samplers.
+    prompt: optional (xs [P, D], ys [P]) shown before every rollout.
+
+  Returns:
+    xs [S, L, D], ys [S, L] (the sampled pairs, prompt excluded).
+  """
+  head = _head(config)
+  decoder = model_lib.make_decoder(config)
+  S, L, D = num_samples, num_pairs, config.D
+  prompt_tokens = (jnp.zeros((0, D + 1)) if prompt is None
+                   else model_lib.tokenize(prompt[0][None], prompt[1][None])[0])
+  P = prompt_tokens.shape[0] // 2
+  _check_length(config, L, P)
+  xs, y_keys = _rollout_inputs(key, S, L, D)
+
+  cache = model_lib.init_cache(config, S)
+  for position in range(2 * P):  # the prompt, shared by all rollouts
+    token = jnp.broadcast_to(prompt_tokens[position], (S, D + 1))
+    _, cache = decoder.apply(params, token, position, cache)
+
+  def pair(cache, inputs):
+    k, x, y_key = inputs
+    x_token = jnp.concatenate([jnp.zeros((S, 1)), x], axis=-1)
+    raw, cache = decoder.apply(params, x_token, 2 * (P + k), cache)
+    y = head.sample(y_key, raw)  # [S]
+    y_token = jnp.concatenate([y[:, None], jnp.zeros((S, D))], axis=-1)
+    _, cache = decoder.apply(params, y_token, 2 * (P + k) + 1, cache)
+    return cache, y
+
+  _, ys = lax.scan(pair, cache, (jnp.arange(L), jnp.swapaxes(xs, 0, 1), y_keys))
+  return xs, jnp.swapaxes(ys, 0, 1)
+
+
+def rollout_full_recompute(params, config, key, num_samples, num_pairs, prompt=None):
+  """`rollout` without a cache: the whole sequence is re-run for every pair."""
+  head = _head(config)
+  net = model_lib.make_model(config)
+  S, L, D = num_samples, num_pairs, config.D
+  P = 0 if prompt is None else prompt[0].shape[0]
+  _check_length(config, L, P)
+  xs, y_keys = _rollout_inputs(key, S, L, D)
+  if prompt is not None:
+    all_xs = jnp.concatenate([jnp.broadcast_to(prompt[0], (S, P, D)), xs], axis=1)
+    init_ys = jnp.concatenate([jnp.broadcast_to(prompt[1], (S, P)),
+                               jnp.zeros((S, L))], axis=1)
+  else:
+    all_xs, init_ys = xs, jnp.zeros((S, L))
+
+  def pair(ys, inputs):
+    k, y_key = inputs
+    raw = net.apply(params, all_xs, ys)[:, P + k]  # causal: ignores ys[:, P+k:]
+    return ys.at[:, P + k].set(head.sample(y_key, raw)), None
+
+  ys, _ = lax.scan(pair, init_ys, (jnp.arange(L), y_keys))
+  return xs, ys[:, P:]
+
+
+def _sample_prior(params, key, *, sampler, config, num_samples, num_pairs, batch_size):
+  """OLS task estimates [S, D] of rollouts drawn in batches of `batch_size`."""
+  batches = -(-num_samples // batch_size)
+  keys = jax.random.split(key, batches)
+
+  def one(k):
+    xs, ys = sampler(params, config, k, batch_size, num_pairs)
+    return ols_fit(xs, ys)
+
+  tasks = lax.map(one, keys).reshape(batches * batch_size, config.D)
+  return tasks[:num_samples]
+
+
+def make_prior_sampler(config: ml_collections.ConfigDict, num_samples: int,
+                       num_pairs: int, *, batch_size: int = 1024, cached: bool = True):
+  """A jitted f(params, key) -> task samples [S, D] from the implicit prior.
+
+  Rollouts run `batch_size` at a time (memory: the cache holds
+  batch_size · 2K · E floats per layer for keys and for values).
+  """
+  _head(config)
+  sampler = rollout if cached else rollout_full_recompute
+  batch_size = min(batch_size, num_samples)
+  return jax.jit(functools.partial(_sample_prior, sampler=sampler, config=config,
+                                   num_samples=num_samples, num_pairs=num_pairs,
+                                   batch_size=batch_size))
