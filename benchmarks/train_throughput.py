@@ -1,6 +1,6 @@
 r"""Training throughput at paper and demo size, with evaluation on and off.
 
-  python benchmarks/train_throughput.py [--paper_steps=8] [--demo_steps=512]
+  python -m benchmarks.train_throughput [--paper_steps=8] [--demo_steps=512]
 
 Prints, for each size, steps/s without measurements, steps/s with evaluation every
 `eval_every` steps, their ratio (the evaluation overhead), and the model's FLOP/s

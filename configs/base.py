@@ -52,6 +52,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.energy_distance_every = 0  # 0 = off; the paper measured every 800 steps
   c.energy_num_samples = 5000  # PMC rollouts (of K pairs) per energy distance
 
+  # Held-out set: '' = eval_batch_size sequences drawn from the run's seed; a TFDS
+  # set such as 'iclr_eval/d8_k16' scores every run of a sweep on the same ones.
+  c.eval_dataset = ""
+  c.eval_data_dir = ""  # TFDS data_dir ('' = TFDS's default, ~/tensorflow_datasets)
+
   # --- Prior-tracking snapshots (configs/prior_tracking.py turns them on) ------
   c.snapshot_period = 0  # 0 = off; else snapshot every this many steps
   c.num_pr_samples = 200  # PMC rollouts per snapshot
@@ -60,6 +65,20 @@ def get_config() -> ml_collections.ConfigDict:
   c.dense_step_start = ml_collections.config_dict.placeholder(int)
   c.dense_step_end = ml_collections.config_dict.placeholder(int)
   c.dense_snapshot_window = 2048  # dense window after each resampling event
+
+  # --- Developmental analysis (step specs: '' | 'every:N' | 'log:N' | '10,100,…') --
+  c.trajectory_steps = ""  # states kept in workdir/trajectory/ for essential dynamics
+  c.llc_every = 0  # local learning coefficient every this many steps (0 = off)
+  c.llc_steps = ""  # and/or at these steps, e.g. 'log:16'
+  c.llc = ml_collections.ConfigDict()
+  c.llc.epsilon = 1e-4  # SGLD step size ε
+  c.llc.gamma = 100.0  # localization strength γ
+  c.llc.nbeta = ml_collections.config_dict.placeholder(float)  # None: m / log m
+  c.llc.num_chains = 4  # chains, run in parallel
+  c.llc.num_draws = 200  # SGLD steps per chain
+  c.llc.num_burnin = 0  # draws dropped before averaging
+  c.llc.batch_size = 64  # m, sequences per SGLD minibatch
+  c.llc.dataset_size = 1024  # n, fixed sequences from the current task set
 
   # --- Checkpoints -------------------------------------------------------------
   c.checkpoint_every = 8192

@@ -15,7 +15,7 @@ its prior; with M = ∞ that prior is N(0, I_D) and dMMSE coincides with ridge.
 """
 
 import functools
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,9 @@ class Evaluator:
   """
 
   def __init__(self, config: ml_collections.ConfigDict, apply_fn: Callable, head,
-               test_key: jax.Array):
+               test_key: jax.Array, test_batch: Optional[Tuple[Any, Any]] = None):
+    """test_batch: fixed held-out (xs [N, K, D], ys [N, K]), e.g. a TFDS set;
+    by default eval_batch_size sequences drawn with `test_key`."""
     self._config = config
     self._head = head
     self._infinite = data.is_infinite(config.M)
@@ -61,8 +63,10 @@ class Evaluator:
         prompt_length=config.delta_prompt_length, tail_start=config.delta_tail_start))
     self._ridge = jax.jit(lambda xs, ys: baselines.ridge(xs, ys, nv))
     self._dmmse = jax.jit(lambda xs, ys, tasks: baselines.dmmse(xs, ys, tasks, nv))
-    self.test_xs, self.test_ys = data.sample_sequences(
-        test_key, None, config.eval_batch_size, config.K, nv, D=config.D)
+    if test_batch is None:
+      test_batch = data.sample_sequences(
+          test_key, None, config.eval_batch_size, config.K, nv, D=config.D)
+    self.test_xs, self.test_ys = (jnp.asarray(a, jnp.float32) for a in test_batch)
     self._test_ridge = self._ridge(self.test_xs, self.test_ys)
     self._cached_tasks: Optional[np.ndarray] = None
     self._cached_test_dmmse = None

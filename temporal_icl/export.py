@@ -90,18 +90,19 @@ def to_reference_json(workdir: str) -> dict:
   }
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory to export.")
-_OUT = flags.DEFINE_string("out", None, "Output JSON path.")
-
-
 def main(argv):
   del argv
-  result = to_reference_json(_WORKDIR.value)
-  with open(_OUT.value, "w") as f:
+  FLAGS = flags.FLAGS
+  result = to_reference_json(FLAGS.workdir)
+  with open(FLAGS.out, "w") as f:
     json.dump(result, f, indent=1)
-  print(f"Wrote {len(result['stats'])} steps of metrics to {_OUT.value}")
+  print(f"Wrote {len(result['stats'])} steps of metrics to {FLAGS.out}")
 
 
 if __name__ == "__main__":
+  # Flags are defined only when run as a program, so that importing this module
+  # next to other command-line modules never clashes.
+  flags.DEFINE_string("workdir", None, "Run directory to export.")
+  flags.DEFINE_string("out", None, "Output JSON path.")
   flags.mark_flags_as_required(["workdir", "out"])
   app.run(main)

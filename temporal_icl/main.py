@@ -9,6 +9,7 @@ TensorBoard event files in the workdir: `tensorboard --logdir=<workdir>`.
 
 import logging as std_logging
 import os
+import signal
 import sys
 
 from absl import app
@@ -47,11 +48,16 @@ def main(argv):
   with config.unlocked():
     config.gin_files = tuple(config.gin_files) + tuple(_GIN_FILES.value)
     config.gin_bindings = tuple(config.gin_bindings) + tuple(_GIN_BINDINGS.value)
+  stop = train.StopRequest().install()
   try:
-    train.train_and_evaluate(config, _WORKDIR.value)
+    train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  if stop.signal_name:  # checkpointed and stopped early: exit as the signal would
+    print(f"\nStopped by {stop.signal_name}; rerun the same command to resume.",
+          file=sys.stderr)
+    sys.exit(128 + signal.Signals[stop.signal_name].value)
   logging.info("Summaries are in %s; view them with:  tensorboard --logdir=%s",
                _WORKDIR.value, _WORKDIR.value)
   print(f"\nSummaries: {os.path.abspath(_WORKDIR.value)}\n"

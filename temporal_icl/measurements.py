@@ -2,7 +2,8 @@
 
 `EnergyDistance` writes energy_dist/prior/{ridge,dmmse} and per-dimension
 histograms prior/dim_i of the PMC task samples.  `PriorSnapshots` records the
-prior-tracking snapshots of temporal_icl.snapshots.  Each draws from its own
+prior-tracking snapshots of temporal_icl.snapshots.  `LocalLearningCoefficient`
+writes llc/{mean,std,loss_below_init_fraction}.  Each draws from its own
 random stream (temporal_icl.streams), keyed by step.
 """
 
@@ -17,6 +18,8 @@ from temporal_icl import baselines
 from temporal_icl import data
 from temporal_icl import energy
 from temporal_icl import evaluation
+from temporal_icl import heads
+from temporal_icl import llc
 from temporal_icl import prior
 from temporal_icl import snapshots
 from temporal_icl import streams
@@ -84,3 +87,39 @@ class PriorSnapshots:
     self.file.add(steps=step, losses=latest_loss, tasks=tasks,
                   pr=self._sample(params, sample_key), delta_dmmse=delta_dmmse,
                   delta_ridge=delta_ridge)
+
+
+class LocalLearningCoefficient:
+  """SGLD estimates of the LLC at the current parameters (temporal_icl.llc).
+
+  The dataset is `llc.dataset_size` sequences drawn from the current task set
+  with one fixed key: every estimate of a run sees the same inputs and noise, so
+  estimates at different steps differ only by the model (and by the task set,
+  where the schedule moves it).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, apply_fn: Callable, head, writer):
+    self._config = config
+    self._writer = writer
+    fields = {k: v for k, v in config.llc.items() if k != "dataset_size"}
+    self.sgld = llc.SGLDConfig(**fields)
+
+    def loss_fn(params, batch):
+      xs, ys = batch
+      return heads.loss(head, apply_fn(params, xs, ys), ys)
+
+    self._estimate = llc.make_llc_estimator(loss_fn, self.sgld)
+
+  def dataset(self, tasks):
+    c = self._config
+    return data.sample_sequences(streams.key(c.seed, "llc"),
+                                 None if data.is_infinite(c.M) else tasks,
+                                 c.llc.dataset_size, c.K, c.noise_var, D=c.D)
+
+  def __call__(self, step: int, params, tasks) -> llc.LLCResult:
+    key = streams.at_step(self._config.seed, "llc", step)
+    result = self._estimate(params, self.dataset(tasks), key)
+    self._writer.write_scalars(step, {
+        "llc/mean": float(result.mean), "llc/std": float(result.std),
+        "llc/loss_below_init_fraction": float(result.loss_below_init_fraction)})
+    return result

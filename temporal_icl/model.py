@@ -83,7 +83,7 @@ class CausalSelfAttention(hk.Module):
   name: Optional[str] = None
 
   def __call__(self, h, cache=None, position=None):
-    """h [B, T', E]; with a cache, T' = 1 and the token sits at `position`."""
+    """h [B, T', E]; with a cache, the T' tokens sit at position, position + 1, …"""
     B, T, E = h.shape
     dh = E // self.num_heads
     init = weight_init()
@@ -96,7 +96,8 @@ class CausalSelfAttention(hk.Module):
       k = jax.lax.dynamic_update_slice_in_dim(cache["k"], k, position, axis=1)
       v = jax.lax.dynamic_update_slice_in_dim(cache["v"], v, position, axis=1)
       new_cache = {"k": k, "v": v}
-      mask = (jnp.arange(k.shape[1]) <= position)[None, :]  # [1, T]
+      # [T', T]: the token at position + i sees the cached slots <= position + i.
+      mask = jnp.arange(k.shape[1])[None, :] <= position + jnp.arange(T)[:, None]
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(dh).astype(h.dtype)
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits, axis=-1)
@@ -142,7 +143,8 @@ class Transformer(hk.Module):
   def __call__(self, tokens, cache: Optional[Cache] = None, position=None):
     """tokens [B, T', F] -> raw outputs [B, T', P] (and the updated cache).
 
-    Without a cache T' is the whole sequence; with one, T' = 1 at `position`.
+    Without a cache T' is the whole sequence; with one, the T' tokens continue
+    the cached sequence at positions position, …, position + T' − 1.
     """
     h = hk.Linear(self.embed_size, w_init=weight_init(), name="embed")(tokens)
     if positional_embedding() == "learned":
@@ -151,7 +153,7 @@ class Transformer(hk.Module):
       if cache is None:
         h = h + table[:tokens.shape[1]]
       else:
-        h = h + jax.lax.dynamic_slice_in_dim(table, position, 1)
+        h = h + jax.lax.dynamic_slice_in_dim(table, position, tokens.shape[1])
     new_cache = []
     for i in range(self.num_blocks):
       layer_cache = None if cache is None else cache[i]
@@ -183,14 +185,17 @@ def make_model(config: ml_collections.ConfigDict) -> hk.Transformed:
 
 
 def make_decoder(config: ml_collections.ConfigDict) -> hk.Transformed:
-  """apply(params, token [B, F], position, cache) -> (raw [B, P], cache).
+  """apply(params, tokens, position, cache) -> (raw, cache), with a KV cache.
 
-  Shares parameters with `make_model(config)`; `position` may be traced.
+  tokens [B, F] (one token; raw [B, P]) or [B, T', F] (a chunk continuing the
+  sequence at `position`; raw [B, T', P]).  Shares parameters with
+  `make_model(config)`; `position` may be traced.
   """
 
-  def step(token, position, cache):
-    out, cache = _transformer(config)(token[:, None], cache, position)
-    return out[:, 0], cache
+  def step(tokens, position, cache):
+    chunk = tokens if tokens.ndim == 3 else tokens[:, None]
+    out, cache = _transformer(config)(chunk, cache, position)
+    return (out if tokens.ndim == 3 else out[:, 0]), cache
 
   return hk.without_apply_rng(hk.transform(step))
 

@@ -78,22 +78,26 @@ def rollout(params, config: ml_collections.ConfigDict, key: jax.Array, num_sampl
   _check_length(config, L, P)
   xs, y_keys = _rollout_inputs(key, S, L, D)
 
-  cache = model_lib.init_cache(config, S)
-  for position in range(2 * P):  # the prompt, shared by all rollouts
-    token = jnp.broadcast_to(prompt_tokens[position], (S, D + 1))
-    _, cache = decoder.apply(params, token, position, cache)
+  # The prompt and the first x in one chunk; then one two-token chunk per pair:
+  # the sampled y_k and the next x, whose output predicts y_{k+1}.
+  x_tokens = jnp.concatenate([jnp.zeros((S, L, 1)), xs], axis=-1)  # [S, L, F]
+  first = jnp.concatenate(
+      [jnp.broadcast_to(prompt_tokens, (S,) + prompt_tokens.shape), x_tokens[:, :1]], 1)
+  raw, cache = decoder.apply(params, first, 0, model_lib.init_cache(config, S))
+  y0 = head.sample(y_keys[0], raw[:, -1])  # [S]
 
-  def pair(cache, inputs):
-    k, x, y_key = inputs
-    x_token = jnp.concatenate([jnp.zeros((S, 1)), x], axis=-1)
-    raw, cache = decoder.apply(params, x_token, 2 * (P + k), cache)
-    y = head.sample(y_key, raw)  # [S]
+  def pair(carry, inputs):
+    cache, y = carry
+    k, x_token, y_key = inputs  # x_token of pair k + 1
     y_token = jnp.concatenate([y[:, None], jnp.zeros((S, D))], axis=-1)
-    _, cache = decoder.apply(params, y_token, 2 * (P + k) + 1, cache)
-    return cache, y
+    raw, cache = decoder.apply(params, jnp.stack([y_token, x_token], 1),
+                               2 * (P + k) + 1, cache)
+    next_y = head.sample(y_key, raw[:, 1])
+    return (cache, next_y), next_y
 
-  _, ys = lax.scan(pair, cache, (jnp.arange(L), jnp.swapaxes(xs, 0, 1), y_keys))
-  return xs, jnp.swapaxes(ys, 0, 1)
+  _, ys = lax.scan(pair, (cache, y0), (jnp.arange(L - 1), jnp.swapaxes(x_tokens[:, 1:], 0, 1),
+                                       y_keys[1:]))
+  return xs, jnp.concatenate([y0[:, None], jnp.swapaxes(ys, 0, 1)], axis=1)
 
 
 def rollout_full_recompute(params, config, key, num_samples, num_pairs, prompt=None):

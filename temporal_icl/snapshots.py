@@ -85,3 +85,11 @@ class SnapshotFile:
     tmp = self.path + ".tmp.npz"
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, self.path)
+
+
+def load(path: str) -> Dict[str, np.ndarray]:
+  """Every array of a snapshots.npz, in memory (config as a str)."""
+  with np.load(path) as f:
+    arrays = {name: f[name] for name in f.files}
+  arrays["config"] = str(arrays["config"])
+  return arrays

@@ -39,6 +39,7 @@ from temporal_icl import measurements
 from temporal_icl import model as model_lib
 from temporal_icl import schedules
 from temporal_icl import snapshots as snapshots_lib
+from temporal_icl import step_specs
 from temporal_icl import streams
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
@@ -206,6 +207,22 @@ def _write_run_description(writer, workdir: str, config) -> None:
                          "gin/operative_config": "```\n" + operative + "\n```"})
 
 
+def _eval_dataset(c):
+  """The TFDS held-out set of config.eval_dataset as (xs, ys), or None."""
+  if not c.eval_dataset:
+    return None
+  from temporal_icl.datasets import iclr_eval  # pylint: disable=g-import-not-at-top
+  try:
+    xs, ys = iclr_eval.load_eval_batch(c.eval_dataset, c.eval_data_dir or None)
+  except ValueError as e:
+    raise validation.ConfigError([f"config.eval_dataset={c.eval_dataset!r}: {e}"]) from None
+  if xs.shape[1:] != (c.K, c.D):
+    raise validation.ConfigError([
+        f"config.eval_dataset={c.eval_dataset!r} holds sequences of K={xs.shape[1]} "
+        f"pairs in D={xs.shape[2]}, but the run has K={c.K}, D={c.D}."])
+  return xs, ys
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        should_stop: Optional[Callable[[int], bool]] = None) -> TrainState:
   """Trains (or resumes) the run of `config` in `workdir`; returns the final state.
@@ -241,7 +258,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_lead)
   multi_step = make_multi_step(exp, mesh)
   evaluator = evaluation.Evaluator(c, exp.model.apply, exp.head,
-                                   stream_key(c.seed, "test_set"))
+                                   stream_key(c.seed, "test_set"), _eval_dataset(c))
   progress = periodic_actions.ReportProgress(num_train_steps=T, writer=writer,
                                              every_secs=15.0)
   loss_fn = jax.jit(lambda params, xs, ys: heads.loss(exp.head, exp.model.apply(
@@ -287,6 +304,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     schedule[snapshot] = snapshots_lib.snapshot_steps(
         c, T, () if resample_steps is None else resample_steps)
 
+  llc_steps = set(step_specs.parse(c.llc_steps, T))
+  if c.llc_every:
+    llc_steps |= measurement_steps(c.llc_every, T)
+  if llc_steps:
+    local_learning_coefficient = measurements.LocalLearningCoefficient(
+        c, exp.model.apply, exp.head, writer)
+
+    def measure_llc(step: int, t: float = None):
+      with progress.timed("llc"):
+        local_learning_coefficient(step, state.params, current_tasks())
+    schedule[measure_llc] = llc_steps
+
+  if c.trajectory_steps:
+    trajectory = workdir_lib.trajectory_manager(workdir)
+
+    def keep_state(step: int, t: float = None):
+      with progress.timed("trajectory"):
+        workdir_lib.save(trajectory, step, state)
+    schedule[keep_state] = set(step_specs.parse(c.trajectory_steps, T))
+
   def checkpoint(step: int, t: float = None):
     with progress.timed("checkpoint"):
       workdir_lib.save(manager, step, state)
@@ -322,6 +359,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                         step, T)
         return state
     manager.wait_until_finished()
+    if c.trajectory_steps:
+      trajectory.wait_until_finished()
   workdir_lib.mark_finished(workdir, T)
   if not c.keep_final_checkpoint:
     workdir_lib.remove_checkpoints(manager, workdir)

@@ -10,6 +10,7 @@ from typing import List
 import ml_collections
 
 from temporal_icl import data
+from temporal_icl import step_specs
 
 SCHEDULES = ("stationary", "mala", "dirichlet", "equispaced")
 HEADS = ("point", "gaussian", "mog")
@@ -126,6 +127,31 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
     if window[0] is not None and c.dense_snapshot_period is None:
       p.append("config.dense_step_start/end need config.dense_snapshot_period to take "
                "dense snapshots.")
+
+  T = max(c.num_steps, 0)
+  p += step_specs.problems("trajectory_steps", c.trajectory_steps, T)
+  p += step_specs.problems("llc_steps", c.llc_steps, T)
+  if c.llc_every < 0:
+    p.append(f"config.llc_every={c.llc_every} must be >= 0 (0 turns it off).")
+  if c.llc_every > 0 or c.llc_steps:
+    l = c.llc
+    for field in ("epsilon", "gamma"):
+      if not l[field] > 0:
+        p.append(f"config.llc.{field}={l[field]} must be positive.")
+    if l.nbeta is not None and not l.nbeta > 0:
+      p.append(f"config.llc.nbeta={l.nbeta} must be positive (or None for m / log m).")
+    for field in ("num_chains", "num_draws", "batch_size", "dataset_size"):
+      if l[field] < 1:
+        p.append(f"config.llc.{field}={l[field]} must be >= 1.")
+    if not 0 <= l.num_burnin < l.num_draws:
+      p.append(f"config.llc.num_burnin={l.num_burnin} must lie in "
+               f"[0, num_draws={l.num_draws}).")
+    if l.batch_size < 2 or l.batch_size > l.dataset_size:
+      p.append(f"config.llc.batch_size={l.batch_size} must lie in "
+               f"[2, dataset_size={l.dataset_size}].")
+  if c.eval_dataset and not c.eval_dataset.startswith("iclr_eval/"):
+    p.append(f"config.eval_dataset={c.eval_dataset!r} must name a TFDS set of "
+             "temporal_icl.datasets, e.g. 'iclr_eval/d8_k16' (or be '').")
 
   heads, width = c.model.num_heads, c.model.embed_size
   if heads > 0 and width > 0 and width % heads:

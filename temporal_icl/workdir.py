@@ -3,7 +3,9 @@
 Layout of a workdir:
   config.json            the resolved config of the run (written at start)
   operative_config.gin   the gin bindings the network was built with
-  checkpoints/<step>/    orbax checkpoints of the TrainState
+  checkpoints/<step>/    orbax checkpoints of the TrainState (for resuming)
+  trajectory/<step>/     TrainStates kept at config.trajectory_steps (for analysis)
+  snapshots.npz          prior-tracking snapshots (when config.snapshot_period > 0)
   events.out.tfevents.*  CLU / TensorBoard summaries (every metric, every step)
   FINISHED               written when the run completed all its steps
 """
@@ -19,6 +21,7 @@ import orbax.checkpoint as ocp
 
 CONFIG_FILE = "config.json"
 FINISHED_FILE = "FINISHED"
+TRAJECTORY_DIR = "trajectory"
 
 
 class ResumeError(ValueError):
@@ -37,6 +40,12 @@ def _flatten(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 def config_to_json(config: ml_collections.ConfigDict) -> str:
   return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run recorded in its config.json."""
+  with open(os.path.join(workdir, CONFIG_FILE)) as f:
+    return ml_collections.ConfigDict(json.load(f))
 
 
 def config_diff(old: Dict[str, Any], new: Dict[str, Any],
@@ -100,17 +109,27 @@ def checkpoint_manager(workdir: str, max_to_keep: Optional[int] = 3
       options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
 
-def restore_latest(manager: ocp.CheckpointManager, like: Any) -> Optional[Any]:
-  """The latest checkpoint restored with the structure and shardings of `like`."""
-  step = manager.latest_step()
-  if step is None:
-    return None
+def trajectory_manager(workdir: str) -> ocp.CheckpointManager:
+  """States kept for analysis (essential dynamics, LLC), never deleted."""
+  return ocp.CheckpointManager(
+      os.path.abspath(os.path.join(workdir, TRAJECTORY_DIR)),
+      options=ocp.CheckpointManagerOptions(max_to_keep=None, create=True))
+
+
+def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> Any:
+  """The checkpoint of `step` restored with the structure and shardings of `like`."""
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
   return manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
+def restore_latest(manager: ocp.CheckpointManager, like: Any) -> Optional[Any]:
+  """The latest checkpoint restored with the structure and shardings of `like`."""
+  step = manager.latest_step()
+  return None if step is None else restore(manager, step, like)
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
-  if manager.latest_step() != step:
+  if step not in manager.all_steps():
     manager.save(step, args=ocp.args.StandardSave(state))
 
 

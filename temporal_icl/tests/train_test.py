@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -12,6 +14,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 from temporal_icl import export
 from temporal_icl import train
+from temporal_icl import validation
 from temporal_icl.tests import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -98,6 +101,26 @@ def test_killed_run_rewrites_steps_once(tmp_path):
   assert science_history(part) == science_history(whole)
 
 
+def test_sigterm_checkpoints_and_exits_143(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  child = subprocess.Popen(
+      [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
+       f"--workdir={tmp_path}", "--config.num_steps=1000000"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not any(f.startswith("events") for f in os.listdir(tmp_path)):
+    assert time.time() < deadline and child.poll() is None, child.communicate()[1][-2000:]
+    time.sleep(0.5)
+  time.sleep(2)  # let it train a few chunks
+  child.send_signal(signal.SIGTERM)
+  _, stderr = child.communicate(timeout=120)
+  assert child.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+  assert "rerun the same command to resume" in stderr
+  saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+  assert saved and 0 < max(saved) < 1000000
+  assert not os.path.exists(tmp_path / "FINISHED")
+
+
 def test_measurements_do_not_change_the_trajectory(tmp_path):
   config = tiny_config.get_config()
   dense = train.train_and_evaluate(config, str(tmp_path / "dense"))
@@ -155,3 +178,17 @@ def test_keep_final_checkpoint_false_removes_checkpoints(tmp_path):
   train.train_and_evaluate(config, str(tmp_path))
   assert not os.path.exists(tmp_path / "checkpoints")
   assert os.path.exists(tmp_path / "FINISHED")
+
+
+def test_tfds_eval_set_is_shared_by_every_seed(tmp_path):
+  ridge = []
+  for seed in (0, 1):
+    c = tiny_config.get_config()
+    c.D, c.K, c.delta_prompt_length, c.num_steps = 4, 16, 16, 8
+    c.seed, c.eval_dataset, c.eval_data_dir = seed, "iclr_eval/d4_k16", str(tmp_path / "tfds")
+    train.train_and_evaluate(c, str(tmp_path / f"seed{seed}"))
+    ridge.append(export.read_scalars(str(tmp_path / f"seed{seed}"))["test_error_ridge"])
+  assert ridge[0][8][1] == ridge[1][8][1]  # same held-out sequences, same ridge error
+  c.K, c.delta_prompt_length = 8, 8  # the set holds K = 16 sequences
+  with pytest.raises(validation.ConfigError, match="K=16"):
+    train.train_and_evaluate(c, str(tmp_path / "mismatch"))

@@ -1,0 +1,276 @@
+"""Local learning coefficient (LLC) estimated by SGLD, for arbitrary parameter pytrees.
+
+The LLC λ(w*) of a local minimum w* of the loss measures its effective
+dimension: λ = d/2 for a regular (non-degenerate) minimum of d parameters and
+less at singular minima.  It is estimated (Lau et al., "The local learning
+coefficient", 2023) as
+
+  λ̂(w*) = nβ · (E_w[L_n(w)] − L_n(w*)),
+
+the expectation over the localized tempered posterior
+
+  p(w) ∝ exp(−nβ · L_n(w) − (γ/2) ‖w − w*‖²),
+
+where L_n is the mean loss over a fixed dataset of n examples, nβ the inverse
+temperature times n, and γ the strength of the localizing Gaussian around w*.
+The posterior is sampled by stochastic-gradient Langevin dynamics, starting at
+w* in every chain:
+
+  w ← w − (ε/2) · (nβ · ∇L_m(w) + γ (w − w*)) + √ε · ξ,   ξ ~ N(0, I),
+
+with L_m the mean loss on a minibatch of m examples.  Minibatches are the
+consecutive slices of a fresh random permutation of the n examples per epoch
+(sampling without replacement within an epoch), independently per chain.  Each
+SGLD step is one draw.  Following devinterp, E_w[L_n(w)] is estimated by the
+minibatch losses L_m(w_t) along the chains, L_m(w_t) evaluated on the batch of
+step t at the parameters *before* that step (so draw 0 is at w*); the first
+`num_burnin` draws of every chain are discarded.  L_m(w_t) is an unbiased
+estimate of L_n(w_t) because the batch is a uniformly random subset.  L_n(w*)
+is computed on the whole dataset, in chunks of m examples.
+
+nβ convention: by default nβ = m / log m with m the minibatch size (the
+devinterp default, β* = 1/log n with n replaced by the number of examples
+entering each gradient).  It is a convention: λ̂ is only comparable between
+runs with the same nβ, γ and ε.  For a quadratic minimum with Hessian H the
+exact posterior value is ½ tr(nβH (nβH + γI)⁻¹), so γ must be small next to
+nβ times the Hessian's eigenvalues, and ε small next to 2 / (nβ λ_max(H) + γ),
+for λ̂ to approach d/2.
+
+Failure signal: w* must be a local minimum of L_n.  If chains reach losses
+below L_n(w*) (w* not a minimum, or ε so large that the chain jumps to another
+basin) the estimate is meaningless and typically small or negative.
+`LLCResult.loss_below_init_fraction`, the fraction of post-burn-in draws whose
+minibatch loss is below L_n(w*), flags this: it is near 0 for a well-resolved
+minimum (minibatch noise alone makes it slightly positive) and near 1 when the
+chains descend.
+
+Shape letters: C chains, T draws per chain (num_draws), n dataset examples,
+m minibatch size.
+"""
+
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+LossFn = Callable[[PyTree, PyTree], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class SGLDConfig:
+  """Hyperparameters of the SGLD LLC estimator (validated on construction).
+
+  Attributes:
+    epsilon: SGLD step size ε > 0.
+    gamma: localization strength γ >= 0.
+    nbeta: inverse temperature times n, nβ > 0; None means m / log m.
+    num_chains: independent chains C >= 1, run in parallel.
+    num_draws: SGLD steps (= draws) per chain T >= 1.
+    num_burnin: draws discarded from the start of every chain, 0 <= . < T.
+    batch_size: minibatch size m >= 1 (>= 2 when nbeta is None).
+  """
+  epsilon: float = 1e-4
+  gamma: float = 100.0
+  nbeta: Optional[float] = None
+  num_chains: int = 4
+  num_draws: int = 200
+  num_burnin: int = 0
+  batch_size: int = 256
+
+  def __post_init__(self):
+    if not self.epsilon > 0:
+      raise ValueError(f"llc epsilon must be > 0, got {self.epsilon}.")
+    if not self.gamma >= 0:
+      raise ValueError(f"llc gamma must be >= 0, got {self.gamma}.")
+    if self.nbeta is not None and not self.nbeta > 0:
+      raise ValueError(f"llc nbeta must be > 0 or None (= m / log m), got {self.nbeta}.")
+    if self.num_chains < 1:
+      raise ValueError(f"llc num_chains must be >= 1, got {self.num_chains}.")
+    if self.num_draws < 1:
+      raise ValueError(f"llc num_draws must be >= 1, got {self.num_draws}.")
+    if not 0 <= self.num_burnin < self.num_draws:
+      raise ValueError(f"llc num_burnin must be in [0, num_draws = {self.num_draws}), "
+                       f"got {self.num_burnin}.")
+    if self.batch_size < 1:
+      raise ValueError(f"llc batch_size must be >= 1, got {self.batch_size}.")
+    if self.nbeta is None and self.batch_size < 2:
+      raise ValueError("llc nbeta = None means m / log m, which needs batch_size >= 2; "
+                       f"got batch_size {self.batch_size}.")
+
+  @classmethod
+  def from_config(cls, cfg) -> "SGLDConfig":
+    """From a ConfigDict (e.g. config.llc) with a subset of the field names.
+
+    Missing fields take the defaults; unknown fields raise ValueError.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = dict(cfg.items())
+    unknown = sorted(set(given) - names)
+    if unknown:
+      raise ValueError(f"Unknown llc config fields {unknown}; expected a subset of "
+                       f"{sorted(names)}.")
+    return cls(**given)
+
+  @property
+  def effective_nbeta(self) -> float:
+    """nβ: `nbeta`, or m / log m when it is None."""
+    if self.nbeta is not None:
+      return float(self.nbeta)
+    return self.batch_size / math.log(self.batch_size)
+
+
+class LLCResult(NamedTuple):
+  """Output of the estimator (C = num_chains, T = num_draws).
+
+  Attributes:
+    mean: [] mean over chains of the per-chain λ̂.
+    std: [] sample standard deviation (ddof = 1) over chains; 0 for one chain.
+    per_chain: [C] nβ · (mean post-burn-in minibatch loss − L_n(w*)) per chain.
+    loss_traces: [C, T] minibatch loss L_m(w_t) at every draw, burn-in included.
+    init_loss: [] L_n(w*), the loss over the whole dataset.
+    loss_below_init_fraction: [] fraction of post-burn-in draws (over all
+      chains) with loss below init_loss; near 1 means the estimate is invalid.
+  """
+  mean: jax.Array
+  std: jax.Array
+  per_chain: jax.Array
+  loss_traces: jax.Array
+  init_loss: jax.Array
+  loss_below_init_fraction: jax.Array
+
+
+def dataset_size(dataset: PyTree) -> int:
+  """n, the common leading axis of the dataset's leaves (ValueError if none)."""
+  leaves = jax.tree_util.tree_leaves(dataset)
+  if not leaves:
+    raise ValueError("llc dataset has no arrays.")
+  sizes = {leaf.shape[0] if jnp.ndim(leaf) else None for leaf in leaves}
+  if None in sizes:
+    raise ValueError("llc dataset arrays need a leading example axis; found a scalar.")
+  if len(sizes) != 1:
+    raise ValueError(f"llc dataset arrays disagree on the example axis: sizes {sorted(sizes)}.")
+  return sizes.pop()
+
+
+def _take(dataset: PyTree, indices: jax.Array) -> PyTree:
+  return jax.tree.map(lambda leaf: leaf[indices], dataset)
+
+
+def full_loss(loss_fn: LossFn, params: PyTree, dataset: PyTree, chunk_size: int) -> jax.Array:
+  """L_n(params) over the whole dataset, in chunks of `chunk_size` examples.
+
+  loss_fn must be a mean of per-example losses: chunk means are recombined
+  weighted by chunk size.  Returns a scalar.
+  """
+  n = dataset_size(dataset)
+  num_full, remainder = divmod(n, chunk_size)
+  total = 0.0
+  if num_full:
+    chunks = jax.tree.map(
+        lambda leaf: leaf[:num_full * chunk_size].reshape(
+            (num_full, chunk_size) + leaf.shape[1:]), dataset)
+    chunk_means = jax.lax.map(lambda chunk: loss_fn(params, chunk), chunks)  # [num_full]
+    total += jnp.sum(chunk_means) * chunk_size
+  if remainder:
+    rest = jax.tree.map(lambda leaf: leaf[num_full * chunk_size:], dataset)
+    total += loss_fn(params, rest) * remainder
+  return total / n
+
+
+def _chain(loss_fn: LossFn, sgld: SGLDConfig, nbeta: float, params_star: PyTree,
+           dataset: PyTree, n: int, key: jax.Array) -> jax.Array:
+  """One SGLD chain from params_star.  Returns its loss trace [T]."""
+  m = sgld.batch_size
+  batches_per_epoch = n // m
+  num_full_epochs, remainder = divmod(sgld.num_draws, batches_per_epoch)
+  perm_key, noise_key = jax.random.split(key)
+  treedef = jax.tree_util.tree_structure(params_star)
+  grad_fn = jax.value_and_grad(loss_fn)
+
+  def step(carry, batch_indices):
+    params, t = carry
+    loss, grads = grad_fn(params, _take(dataset, batch_indices))
+    leaf_keys = jax.random.split(jax.random.fold_in(noise_key, t), treedef.num_leaves)
+    noise = jax.tree_util.tree_unflatten(treedef, [
+        jax.random.normal(k, p.shape, p.dtype)
+        for k, p in zip(leaf_keys, jax.tree_util.tree_leaves(params))])
+
+    def update(p, g, p0, xi):
+      drift = nbeta * g + sgld.gamma * (p - p0)
+      return (p - 0.5 * sgld.epsilon * drift + math.sqrt(sgld.epsilon) * xi).astype(p.dtype)
+
+    params = jax.tree.map(update, params, grads, params_star, noise)
+    return (params, t + 1), loss
+
+  def epoch_batches(epoch, num_batches):
+    """[num_batches, m] indices: slices of this epoch's permutation."""
+    perm = jax.random.permutation(jax.random.fold_in(perm_key, epoch), n)
+    return perm[:num_batches * m].reshape(num_batches, m)
+
+  def run_epoch(carry, epoch):
+    return jax.lax.scan(step, carry, epoch_batches(epoch, batches_per_epoch))
+
+  carry = (params_star, jnp.zeros((), jnp.int32))
+  traces = []
+  if num_full_epochs:
+    carry, trace = jax.lax.scan(run_epoch, carry, jnp.arange(num_full_epochs))
+    traces.append(trace.reshape(-1))
+  if remainder:
+    carry, trace = jax.lax.scan(step, carry, epoch_batches(num_full_epochs, remainder))
+    traces.append(trace)
+  return jnp.concatenate(traces)
+
+
+def make_llc_estimator(loss_fn: LossFn, sgld: SGLDConfig
+                       ) -> Callable[[PyTree, PyTree, jax.Array], LLCResult]:
+  """Builds the LLC estimator for `loss_fn` with hyperparameters `sgld`.
+
+  Args:
+    loss_fn: loss_fn(params, batch) -> scalar mean loss over the batch; batch
+      is a pytree of arrays with a leading example axis.  Must be a mean of
+      per-example losses (L_n is computed in chunks).
+    sgld: the SGLD hyperparameters.
+
+  Returns:
+    estimate(params_star, dataset, key) -> LLCResult, where params_star is the
+    parameter pytree w*, dataset a pytree of arrays with leading axis n (the
+    fixed dataset, n >= batch_size) and key a PRNG key.  The computation is
+    jitted (one compile per parameter / dataset shape); the Python wrapper
+    only checks the dataset shapes.
+  """
+  if not isinstance(sgld, SGLDConfig):
+    raise ValueError(f"sgld must be an SGLDConfig, got {type(sgld).__name__}.")
+  nbeta = sgld.effective_nbeta
+
+  @jax.jit
+  def _estimate(params_star, dataset, key):
+    n = dataset_size(dataset)
+    init_loss = full_loss(loss_fn, params_star, dataset, sgld.batch_size)
+    chain_keys = jax.random.split(key, sgld.num_chains)
+    traces = jax.vmap(
+        lambda k: _chain(loss_fn, sgld, nbeta, params_star, dataset, n, k))(chain_keys)  # [C, T]
+    kept = traces[:, sgld.num_burnin:]
+    per_chain = nbeta * (jnp.mean(kept, axis=1) - init_loss)  # [C]
+    if sgld.num_chains > 1:
+      std = jnp.std(per_chain, ddof=1)
+    else:
+      std = jnp.zeros((), per_chain.dtype)
+    return LLCResult(
+        mean=jnp.mean(per_chain),
+        std=std,
+        per_chain=per_chain,
+        loss_traces=traces,
+        init_loss=init_loss,
+        loss_below_init_fraction=jnp.mean((kept < init_loss).astype(jnp.float32)),
+    )
+
+  def estimate(params_star: PyTree, dataset: PyTree, key: jax.Array) -> LLCResult:
+    n = dataset_size(dataset)
+    if sgld.batch_size > n:
+      raise ValueError(f"llc batch_size {sgld.batch_size} exceeds the dataset size n = {n}.")
+    return _estimate(params_star, dataset, key)
+
+  return estimate

@@ -1,0 +1,124 @@
+"""Developmental analysis in the binary: LLC action, trajectory states, figures, ED."""
+
+import os
+
+import numpy as np
+import pytest
+
+from temporal_icl import essential_dynamics
+from temporal_icl import export
+from temporal_icl import plots
+from temporal_icl import snapshots
+from temporal_icl import step_specs
+from temporal_icl import train
+from temporal_icl import validation
+from temporal_icl.tests import tiny_config
+
+
+def test_step_specs():
+  assert step_specs.parse("", 100) == []
+  assert step_specs.parse("every:40", 100) == [0, 40, 80, 100]
+  assert step_specs.parse("5, 50,500", 100) == [5, 50]
+  log = step_specs.parse("log:8", 1000)
+  assert log[0] == 0 and log[1] == 1 and log[-1] == 1000 and len(log) == 9
+  assert all(b / a >= 2 for a, b in zip(log[2:], log[3:]))  # log-spaced, not linear
+  for bad in ("log:0", "every:x", "1,a", "-3"):
+    with pytest.raises(step_specs.StepSpecError):
+      step_specs.parse(bad, 100)
+
+
+def test_bad_analysis_config_is_one_sentence_each():
+  c = tiny_config.get_config()
+  c.llc_steps, c.trajectory_steps = "log:x", "every:0"
+  c.llc.num_burnin = c.llc.num_draws
+  problems = validation.find_problems(c)
+  assert len(problems) == 3
+  assert any("llc_steps" in p for p in problems)
+  assert any("trajectory_steps" in p for p in problems)
+  assert any("num_burnin" in p for p in problems)
+
+
+@pytest.fixture(scope="module")
+def analysed_runs(tmp_path_factory):
+  """Two tiny gaussian-head runs with every analysis on (shared by the tests)."""
+  root = tmp_path_factory.mktemp("runs")
+  workdirs = []
+  for gamma in (0.0, 0.5):
+    c = tiny_config.get_config()
+    c.head, c.gamma = "gaussian", gamma
+    c.energy_distance_every = 24
+    c.snapshot_period, c.pr_generation_steps, c.num_pr_samples = 8, 4, 32
+    c.llc_steps = "0,48"
+    c.llc.num_draws, c.llc.num_chains, c.llc.dataset_size = 20, 2, 64
+    c.llc.batch_size = 16
+    c.trajectory_steps = "log:6"
+    w = str(root / f"gamma{gamma}")
+    train.train_and_evaluate(c, w)
+    workdirs.append(w)
+  return workdirs
+
+
+def test_llc_action_writes_its_three_scalars(analysed_runs):
+  scalars = export.read_scalars(analysed_runs[0])
+  for tag in ("llc/mean", "llc/std", "llc/loss_below_init_fraction"):
+    steps, values = export.scalar_array(scalars[tag])
+    assert list(steps) == [0, 48] and np.all(np.isfinite(values)), tag
+  _, below = export.scalar_array(scalars["llc/loss_below_init_fraction"])
+  assert np.all((0 <= below) & (below <= 1))
+
+
+def test_trajectory_keeps_the_log_spaced_states(analysed_runs):
+  kept = sorted(int(d) for d in os.listdir(os.path.join(analysed_runs[0], "trajectory"))
+                if d.isdigit())
+  assert kept == step_specs.parse("log:6", 48)
+
+
+def test_every_run_figure_renders(analysed_runs, tmp_path):
+  paths = plots.plot_run(analysed_runs[1], str(tmp_path))
+  names = sorted(os.path.basename(p) for p in paths)
+  assert names == ["deltas.png", "energy.png", "llc.png", "losses.png", "prior.png"]
+  for p in paths:
+    assert os.path.getsize(p) > 10_000  # a drawn figure, not an empty canvas
+
+
+def test_phase_diagram_groups_runs_by_nonstationarity(analysed_runs, tmp_path):
+  table = plots.sweep_table(analysed_runs)
+  assert sorted(table) == ["stationary", "γ=0.5"]
+  assert all(list(rows) == [4] for rows in table.values())  # M = 4, one seed each
+  path = plots.plot_phase_diagram(analysed_runs, str(tmp_path / "phase.png"))
+  assert os.path.getsize(path) > 10_000
+  assert plots.find_runs(os.path.dirname(analysed_runs[0])) == sorted(analysed_runs)
+
+
+def test_essential_dynamics_projects_both_runs(analysed_runs, tmp_path):
+  result = essential_dynamics.essential_dynamics(analysed_runs, probe_size=16)
+  steps = step_specs.parse("log:6", 48)
+  rows = []
+  for i in range(2):
+    assert list(result[f"run{i}/steps"]) == steps
+    assert result[f"run{i}/projection"].shape == (len(steps), 2)
+    rows.append(result[f"run{i}/projection"])
+  # The joint PCA is centred on all rows together: projections average to zero.
+  np.testing.assert_allclose(np.concatenate(rows).mean(0), 0, atol=1e-4)
+  variance = result["explained_variance"]
+  assert 0 < variance[1] <= variance[0] <= 1
+  # The two runs start from the same initialisation (same seed): same first point.
+  np.testing.assert_allclose(rows[0][0], rows[1][0], atol=1e-5)
+  path = essential_dynamics.plot(result, ["a", "b"], str(tmp_path / "ed.png"))
+  assert os.path.getsize(path) > 10_000
+
+
+def test_joint_pca_recovers_a_planted_plane():
+  rng = np.random.default_rng(0)
+  basis = np.linalg.qr(rng.normal(size=(50, 2)))[0].T  # [2, 50] orthonormal
+  coords = rng.normal(size=(200, 2)) * [5.0, 2.0]
+  rows = coords @ basis + 3.0 + 1e-3 * rng.normal(size=(200, 50))
+  _, directions, variance = essential_dynamics.joint_pca(rows, 2)
+  overlap = np.abs(directions @ basis.T)  # |cos| between found and planted axes
+  np.testing.assert_allclose(np.sort(overlap.max(1)), [1, 1], atol=1e-4)
+  assert variance.sum() > 0.999
+
+
+def test_prior_heat_map_reads_snapshots(analysed_runs):
+  snaps = snapshots.load(os.path.join(analysed_runs[0], snapshots.FILENAME))
+  assert snaps["pr"].shape[1:] == (32, 2) and snaps["steps"][-1] == 48
