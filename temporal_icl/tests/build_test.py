@@ -12,7 +12,7 @@ import os
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SOURCE_DIRS = ("temporal_icl", "configs", "benchmarks")
+SOURCE_DIRS = ("temporal_icl", "configs", "benchmarks", "launch")
 
 
 def load_targets():

@@ -4,6 +4,7 @@
 """
 
 from configs import base
+from temporal_icl import sweeps
 
 
 def get_config():
@@ -25,3 +26,8 @@ def get_config():
   config.checkpoint_every = 16
   config.energy_num_samples = 64
   return config
+
+
+def get_sweep():
+  """Two runs for the launcher tests: stationary and drifting."""
+  return sweeps.product(gamma=[0.0, 0.2], seed=[0])

@@ -1,0 +1,95 @@
+"""Sweep definitions, run names, and the local launcher on a tiny two-run sweep."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from temporal_icl import sweeps
+from temporal_icl import workdir as workdir_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = "temporal_icl/tests/tiny_config.py"
+
+
+def test_product_and_zip():
+  grid = sweeps.product(M=[1, 2], gamma=[0.0, 0.1], seed=[0])
+  assert len(grid) == 4 and {"M": 2, "gamma": 0.1, "seed": 0} in grid
+  assert sweeps.zip_(M=[8, 64], gamma=[0, 1e-2]) == [{"M": 8, "gamma": 0},
+                                                     {"M": 64, "gamma": 1e-2}]
+  with pytest.raises(ValueError, match="equal length"):
+    sweeps.zip_(M=[8, 64], gamma=[0])
+
+
+def test_run_names_are_readable_stable_and_unique():
+  assert sweeps.run_name({"seed": 0, "M": 8, "gamma": 1e-2}) == "M8-gamma0.01-seed0"
+  assert sweeps.run_name({"M": 8, "gamma": 0.01, "seed": 0}) == "M8-gamma0.01-seed0"
+  for path in ("configs/mala.py", "configs/resample.py", "configs/replication.py",
+               "configs/laptop_replication.py"):
+    sweep = sweeps.load_sweep(os.path.join(REPO, path))
+    names = [sweeps.run_name(o) for o in sweep]
+    assert len(set(names)) == len(names), path
+
+
+def test_paper_grids():
+  mala = sweeps.load_sweep(os.path.join(REPO, "configs/mala.py"))
+  assert len(mala) == 11 * 5 * 3
+  assert sorted({o["M"] for o in mala}) == [2**i for i in range(11)]
+  assert sorted({o["gamma"] for o in mala}) == [0, 1e-4, 1e-3, 1e-2, 1e-1]
+  replication = sweeps.load_sweep(os.path.join(REPO, "configs/replication.py"))
+  assert [(o["M"], o["gamma"]) for o in replication] == [(8, 0), (64, 0), (8, 1e-3),
+                                                          (8, 1e-2)]
+
+
+def test_every_sweep_point_is_a_valid_config():
+  from temporal_icl import validation  # pylint: disable=g-import-not-at-top
+  import importlib  # pylint: disable=g-import-not-at-top
+  for name in ("mala", "resample", "replication", "laptop_replication"):
+    module = importlib.import_module(f"configs.{name}")
+    for overrides in module.get_sweep():
+      config = module.get_config()
+      config.update(overrides)
+      assert not validation.find_problems(config), (name, overrides)
+
+
+def test_commands_pass_overrides_as_config_flags(tmp_path):
+  jobs = sweeps.commands("configs/replication.py", str(tmp_path))
+  assert jobs[2]["args"] == ["-m", "temporal_icl.main", "--config=configs/replication.py",
+                             "--config.M=8", "--config.gamma=0.001",
+                             f"--workdir={tmp_path}/M8-gamma0.001"]
+
+
+def test_config_without_sweep_is_a_clear_error():
+  with pytest.raises(ValueError, match="defines no get_sweep"):
+    sweeps.load_sweep(os.path.join(REPO, "configs/base.py"))
+
+
+def launch(*args, script="local_launch.py"):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, os.path.join("launch", script), *args],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_xm_launch_dry_run_lists_the_jobs(tmp_path):
+  result = launch("--config=configs/replication.py", f"--workdir_root={tmp_path}",
+                  "--dry_run", script="xm_launch.py")
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = [l for l in result.stdout.splitlines() if "temporal_icl.main" in l]
+  assert len(lines) == 4
+  assert "--config.M=64" in lines[1] and f"--workdir={tmp_path}/M64-gamma0" in lines[1]
+
+
+def test_local_launcher_runs_skips_and_summarises(tmp_path):
+  args = (f"--config={TINY}", f"--workdir_root={tmp_path}", "--parallel=2",
+          "--report_every=5")
+  first = launch(*args)
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+  names = ["gamma0-seed0", "gamma0.2-seed0"]
+  for name in names:
+    assert workdir_lib.is_finished(tmp_path / name)
+    assert name in first.stdout
+  assert "Phase diagram" in first.stdout and os.path.exists(tmp_path / "phase.png")
+  again = launch(*args)
+  assert again.returncode == 0
+  assert "2 runs (0 to do)" in again.stdout  # finished runs are skipped
