@@ -22,8 +22,14 @@ INSTALL_REQUIRES = [
 
 EXTRAS_REQUIRE = {
     "test": ["pytest>=8,<10", "scipy>=1.13,<2"],
-    # XManager pins are set in the sweep issue; kept optional so the core installs fast.
-    "launch": ["xmanager"],
+    # XManager for launch/xm_launch.py.  Unpinned, pip backtracks for > 10 minutes
+    # through google-cloud-* releases; with these pins it resolves in about a minute.
+    "launch": [
+        "xmanager==0.8.5.post1",
+        "protobuf>=6.31.1,<7",
+        "google-cloud-aiplatform==2.7.0",
+        "google-cloud-bigquery==3.47.0",
+    ],
 }
 
 setuptools.setup(

@@ -20,8 +20,8 @@ def get_config():
   config.model.embed_size = 64
   config.model.mlp_size = 64
   config.batch_size = 64
-  config.num_steps = 8192
+  config.num_steps = 4096
   config.eval_every = 64
   config.eval_batch_size = 512
-  config.checkpoint_every = 2048
+  config.checkpoint_every = 1024
   return config

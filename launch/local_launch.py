@@ -12,6 +12,7 @@ stop; rerun the same command to continue.  A failed run is reported with its
 log and does not stop the others.
 """
 
+import logging as std_logging
 import os
 import re
 import signal
@@ -166,6 +167,7 @@ def default_parallel() -> int:
 
 def main(argv):
   del argv
+  std_logging.getLogger("tensorboard").setLevel(std_logging.WARNING)  # chatty reader
   if not (_CONFIG.value and _ROOT.value):
     raise app.UsageError("--config and --workdir_root are required.")
   try:

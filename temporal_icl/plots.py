@@ -210,6 +210,30 @@ def sweep_table(workdirs: Sequence[str], split: str = "train"):
   return table
 
 
+def summary_markdown(workdirs: Sequence[str]) -> str:
+  """Markdown table of final Δ_PT (mean ± std over seeds) per (M, non-stationarity).
+
+  Columns: train and test Δ_PT,dMMSE and Δ_PT,Ridge, and which predictor the
+  model is nearer on train tasks in how many seeds.
+  """
+  train, test = sweep_table(workdirs, "train"), sweep_table(workdirs, "test")
+  lines = ["| M | non-stationarity | seeds | train Δ_dMMSE | train Δ_Ridge | "
+           "test Δ_dMMSE | test Δ_Ridge | nearer on train tasks |",
+           "|---|---|---|---|---|---|---|---|"]
+  fmt = lambda v: f"{np.mean(v):.3f} ± {np.std(v):.3f}"
+  order = sorted(train, key=lambda label: (label != "stationary", label))
+  for label in order:
+    for M in sorted(train[label], key=_m_position):
+      tr = np.asarray(train[label][M])
+      te = np.asarray(test.get(label, {}).get(M, [(np.nan, np.nan)]))
+      ridge_wins = int(np.sum(tr[:, 1] < tr[:, 0]))
+      nearer = (f"ridge {ridge_wins}/{len(tr)}" if 2 * ridge_wins > len(tr)
+                else f"dMMSE {len(tr) - ridge_wins}/{len(tr)}")
+      lines.append(f"| {'∞' if M == -1 else M} | {label} | {len(tr)} | {fmt(tr[:, 0])} | "
+                   f"{fmt(tr[:, 1])} | {fmt(te[:, 0])} | {fmt(te[:, 1])} | {nearer} |")
+  return "\n".join(lines)
+
+
 def _m_position(M):
   return np.inf if M == -1 else M
 
@@ -240,7 +264,7 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
     if finite and any(-1 in rows for rows in table.values()):
       ticks = finite + [infinite_x]
       ax.set_xticks(ticks, [str(m) for m in finite] + ["∞"])
-    ax.set(xlabel="task diversity M", title=f"{title}, {split} tasks")
+    ax.set(xlabel="task diversity M", title=f"{title}\n({split} tasks)")
   axes[0].set_yscale("log")
   axes[1].set_yscale("log")
   axes[2].set_yscale("symlog", linthresh=1e-3)
@@ -262,6 +286,8 @@ def main(argv):
   out = FLAGS.out or os.path.join(FLAGS.sweep_dir or ".", "phase.png")
   path = plot_phase_diagram(runs, out, FLAGS.split)
   print(path or "No run had Δ_PT summaries: nothing plotted.")
+  if path and FLAGS.markdown:
+    print(summary_markdown(runs))
 
 
 def define_flags():
@@ -270,6 +296,7 @@ def define_flags():
   flags.DEFINE_string("sweep_dir", None, "Phase diagram of every run below.")
   flags.DEFINE_string("out", None, "Output directory (one run) or PNG (sweep).")
   flags.DEFINE_enum("split", "train", ["train", "test"], "Tasks of the Δ_PT.")
+  flags.DEFINE_bool("markdown", False, "Sweep: also print a mean ± std table.")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,21 @@ def test_phase_diagram_groups_runs_by_nonstationarity(analysed_runs, tmp_path):
   assert plots.find_runs(os.path.dirname(analysed_runs[0])) == sorted(analysed_runs)
 
 
+def test_sweep_summary_table_matches_the_final_metrics(analysed_runs):
+  rows = plots.summary_markdown(analysed_runs).splitlines()[2:]
+  assert [r.split(" | ")[1] for r in rows] == ["stationary", "γ=0.5"]
+  for row, workdir in zip(rows, analysed_runs):
+    cells = row.strip("| ").split(" | ")
+    train = plots.final_metrics(workdir, "train")
+    test = plots.final_metrics(workdir, "test")
+    expected = [train["dmmse"], train["ridge"], test["dmmse"], test["ridge"]]
+    means = [float(c.split(" ± ")[0]) for c in cells[3:7]]
+    assert means == pytest.approx(expected, abs=6e-4)  # printed to 3 decimals
+    assert all(c.endswith("± 0.000") for c in cells[3:7])  # one seed: no spread
+    nearer = "ridge" if train["ridge"] < train["dmmse"] else "dMMSE"
+    assert cells[7] == f"{nearer} 1/1"
+
+
 def test_essential_dynamics_projects_both_runs(analysed_runs, tmp_path):
   result = essential_dynamics.essential_dynamics(analysed_runs, probe_size=16)
   steps = step_specs.parse("log:6", 48)

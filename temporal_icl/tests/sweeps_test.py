@@ -93,3 +93,19 @@ def test_local_launcher_runs_skips_and_summarises(tmp_path):
   again = launch(*args)
   assert again.returncode == 0
   assert "2 runs (0 to do)" in again.stdout  # finished runs are skipped
+
+
+@pytest.mark.slow
+def test_xm_launch_runs_the_sweep_on_the_local_executor(tmp_path):
+  pytest.importorskip("xmanager", reason="the optional '.[launch]' extra")
+  env_home = tmp_path / "home"  # XManager keeps its experiment database in ~
+  env_home.mkdir()
+  result = subprocess.run(
+      [sys.executable, os.path.join("launch", "xm_launch.py"), f"--config={TINY}",
+       f"--workdir_root={tmp_path}/runs"],
+      cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", HOME=str(env_home)),
+      capture_output=True, text=True, timeout=900)
+  assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+  assert "2 jobs" in result.stdout
+  for name in ["gamma0-seed0", "gamma0.2-seed0"]:
+    assert workdir_lib.is_finished(tmp_path / "runs" / name)

@@ -1,0 +1,79 @@
+r"""Cost of one LLC estimate (SGLD, `temporal_icl.llc`) at demo and paper size.
+
+  python -m benchmarks.llc_cost [--repeats=2] [--sizes=demo,paper]
+
+Uses the config's `llc` block as it stands (chains × draws SGLD steps on
+minibatches of `llc.batch_size` sequences), at the model's initial parameters.
+Prints the wall time of one estimate (compile excluded), the SGLD steps it ran,
+and its cost measured in training steps of the same model, timed in the same run.
+"""
+
+import time
+
+from absl import app
+from absl import flags
+import jax
+
+from configs import base
+from configs import demo
+from temporal_icl import measurements
+from temporal_icl import train
+from temporal_icl import validation
+
+_REPEATS = flags.DEFINE_integer("repeats", 2, "Timed estimates per size.")
+_SIZES = flags.DEFINE_list("sizes", ["demo", "paper"], "Which sizes to time.")
+_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 64, "Training steps timed per size.")
+
+
+class _NoWriter:
+  def write_scalars(self, step, scalars):
+    del step, scalars
+
+
+def _timed(fn, repeats):
+  fn(0)  # compile
+  t0 = time.perf_counter()
+  for i in range(repeats):
+    fn(i + 1)
+  return (time.perf_counter() - t0) / repeats
+
+
+def llc_seconds(config, repeats):
+  train._parse_gin(config)
+  exp = train.build(config)
+  state = train.init_state(exp)
+  action = measurements.LocalLearningCoefficient(config, exp.model.apply, exp.head,
+                                                 _NoWriter())
+  tasks = train.training_tasks(exp, state.schedule)
+
+  def estimate(i):
+    result = action(i, state.params, tasks)
+    jax.block_until_ready(result.mean)
+
+  return _timed(estimate, repeats), action.sgld
+
+
+def train_step_seconds(config, num_steps):
+  from benchmarks import train_throughput
+  return 1.0 / train_throughput.steps_per_sec(config, num_steps, with_eval=False)
+
+
+def main(argv):
+  del argv
+  sizes = {"demo": demo.get_config, "paper": base.get_config}
+  print(f"device: {jax.devices()[0].platform} x{jax.device_count()}")
+  for name in _SIZES.value:
+    config = sizes[name]()
+    validation.validate(config)
+    seconds, sgld = llc_seconds(config, _REPEATS.value)
+    sgld_steps = sgld.num_chains * (sgld.num_burnin + sgld.num_draws)
+    step_seconds = train_step_seconds(config, _TRAIN_STEPS.value)
+    print(f"{name:6s} {config.model.num_blocks}x{config.model.embed_size} "
+          f"batch={config.llc.batch_size}: one LLC estimate {seconds:7.2f} s "
+          f"({sgld.num_chains} chains x {sgld.num_burnin + sgld.num_draws} SGLD steps "
+          f"= {sgld_steps}); = {seconds / step_seconds:7.1f} training steps "
+          f"of batch {config.batch_size}")
+
+
+if __name__ == "__main__":
+  app.run(main)
