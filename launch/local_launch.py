@@ -85,6 +85,7 @@ def print_table(jobs: List[Job], started: float):
   for job in jobs:
     if job.status == "running":
       print(f"  {job.name:40s} running  {job.progress()}")
+  sys.stdout.flush()  # the table is the progress report, also when stdout is a file
 
 
 def summary(jobs: List[Job], root: str):
