@@ -6,15 +6,19 @@ distribution for y_k.  With σ² = noise_var and softplus(r) = log(1 + e^r):
   point     P = 1    ŷ = r                                  (trained by MSE)
   gaussian  P = 2    N(μ, v),  v = σ² + softplus(r_v) + ε   (trained by NLL)
   mog       P = 3G   Σ_g π_g N(μ_g, v_g),  π = softmax(logits),
-                     v_g = σ² + softplus(r_g) + ε           (trained by NLL)
+                     v_g = softplus(r_g) + ε                (trained by NLL)
 
-Variances are floored at the noise variance: no predictor can know y better
-than the observation noise allows.
+with ε = 1e-6 and the raw mixture outputs laid out [logits | means | r].  These
+are the paper's heads: the Gaussian variance is floored at the noise variance
+(no predictor can know y better than the noise allows), the mixture's
+components are not.  The gin binding `mixture_variance_floor.at_noise = True`
+floors them at σ² as well (this package's choice before it matched the paper).
 """
 
 import dataclasses
 import math
 
+import gin
 import jax
 import jax.numpy as jnp
 
@@ -68,11 +72,18 @@ class GaussianHead:
     return mean + jnp.sqrt(var) * jax.random.normal(key, mean.shape, mean.dtype)
 
 
+@gin.configurable
+def mixture_variance_floor(at_noise: bool = False) -> bool:
+  """Whether mixture component variances are floored at σ² (the paper: no)."""
+  return at_noise
+
+
 @dataclasses.dataclass(frozen=True)
 class MixtureHead:
-  """A mixture of G Gaussians; each variance floored at the noise variance."""
+  """A mixture of G Gaussians; component variances floored at σ² only if asked."""
   noise_var: float
   num_components: int
+  floor_at_noise: bool = False
 
   @property
   def num_outputs(self) -> int:
@@ -83,8 +94,9 @@ class MixtureHead:
   def params(self, raw):
     """raw [..., 3G] -> log weights [..., G], means [..., G], variances [..., G]."""
     logits, means, raw_var = jnp.split(raw, 3, axis=-1)
+    floor = self.noise_var if self.floor_at_noise else 0.0
     return (jax.nn.log_softmax(logits, axis=-1), means,
-            self.noise_var + jax.nn.softplus(raw_var) + VARIANCE_EPS)
+            floor + jax.nn.softplus(raw_var) + VARIANCE_EPS)
 
   def mean(self, raw):
     log_w, means, _ = self.params(raw)
@@ -104,13 +116,13 @@ class MixtureHead:
 
 
 def get_head(name: str, noise_var: float, num_components: int = 4):
-  """The head called `name` ('point' | 'gaussian' | 'mog')."""
+  """The head called `name` ('point' | 'gaussian' | 'mog'), with gin's mixture floor."""
   if name == "point":
     return PointHead(noise_var)
   if name == "gaussian":
     return GaussianHead(noise_var)
   if name == "mog":
-    return MixtureHead(noise_var, num_components)
+    return MixtureHead(noise_var, num_components, mixture_variance_floor())
   raise ValueError(f"Unknown head {name!r}; valid: {', '.join(NAMES)}.")
 
 

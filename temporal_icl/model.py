@@ -59,9 +59,38 @@ def positional_embedding(kind: str = "learned") -> str:
 
 
 @gin.configurable
-def weight_init(scale: float = 1.0, distribution: str = "truncated_normal"):
-  """Variance-scaling (fan-in) initialiser of every dense layer."""
+def weight_init(scale: float = 1 / 3, distribution: str = "uniform"):
+  """Fan-in variance scaling of every weight matrix: Var(w) = scale / fan_in.
+
+  The default (scale 1/3, 'uniform') is the paper's uniform(±1/√fan_in);
+  distribution may also be 'truncated_normal' or 'normal'.
+  """
   return hk.initializers.VarianceScaling(scale, "fan_in", distribution)
+
+
+@gin.configurable
+def biases(embedding: bool = False, attention: bool = False) -> Dict[str, bool]:
+  """Which linear maps carry a bias besides the MLP and unembedding (which always do).
+
+  The paper's network has none on the token embedding (embedding) nor on the
+  query/key/value and output maps of attention (attention).
+  """
+  return {"embedding": embedding, "attention": attention}
+
+
+@gin.configurable
+def positional_init(num_positions: int, distribution: str = "uniform"):
+  """Initialiser of the learned [T, E] positional table, T = num_positions.
+
+  'uniform': uniform(±1/√T), the paper's; 'truncated_normal': std 0.02.
+  """
+  if distribution == "uniform":
+    limit = num_positions ** -0.5
+    return hk.initializers.RandomUniform(-limit, limit)
+  if distribution == "truncated_normal":
+    return hk.initializers.TruncatedNormal(0.02)
+  raise ValueError(f"positional_init.distribution={distribution!r}; "
+                   "valid: uniform, truncated_normal.")
 
 
 def _layer_norm(name):
@@ -86,8 +115,9 @@ class CausalSelfAttention(hk.Module):
     """h [B, T', E]; with a cache, the T' tokens sit at position, position + 1, …"""
     B, T, E = h.shape
     dh = E // self.num_heads
-    init = weight_init()
-    project = lambda n: hk.Linear(E, w_init=init, name=n)(h).reshape(B, T, self.num_heads, dh)
+    init, with_bias = weight_init(), biases()["attention"]
+    project = lambda n: hk.Linear(E, with_bias=with_bias, w_init=init, name=n)(h).reshape(
+        B, T, self.num_heads, dh)
     q, k, v = project("query"), project("key"), project("value")  # [B, T', H, Dh]
     if cache is None:
       mask = jnp.tril(jnp.ones((T, T), bool))  # [T, T]: query i sees keys <= i
@@ -102,7 +132,7 @@ class CausalSelfAttention(hk.Module):
     logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits, axis=-1)
     out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(B, T, E)
-    return hk.Linear(E, w_init=init, name="out")(out), new_cache
+    return hk.Linear(E, with_bias=with_bias, w_init=init, name="out")(out), new_cache
 
 
 @dataclasses.dataclass
@@ -146,10 +176,11 @@ class Transformer(hk.Module):
     Without a cache T' is the whole sequence; with one, the T' tokens continue
     the cached sequence at positions position, …, position + T' − 1.
     """
-    h = hk.Linear(self.embed_size, w_init=weight_init(), name="embed")(tokens)
+    h = hk.Linear(self.embed_size, with_bias=biases()["embedding"], w_init=weight_init(),
+                  name="embed")(tokens)
     if positional_embedding() == "learned":
       table = hk.get_parameter("positions", [self.max_len, self.embed_size],
-                               init=hk.initializers.TruncatedNormal(0.02))
+                               init=positional_init(self.max_len))
       if cache is None:
         h = h + table[:tokens.shape[1]]
       else:

@@ -22,8 +22,15 @@ def test_gaussian_variance_is_floored_at_noise_variance():
   _, var = head.params(raw)
   assert float(var[0]) == pytest.approx(NOISE_VAR, abs=1e-5)
   assert np.all(var >= NOISE_VAR) and np.all(np.isfinite(var))
-  _, _, var = heads.get_head("mog", NOISE_VAR, 3).params(_raw(9, scale=100.0))
-  assert np.all(var >= NOISE_VAR)
+
+
+def test_mixture_variances_are_floored_only_when_asked():
+  raw = _raw(9, scale=100.0)
+  _, _, var = heads.get_head("mog", NOISE_VAR, 3).params(raw)  # the paper's: 1e-6 floor
+  assert np.all(var >= heads.VARIANCE_EPS) and np.min(var) < 1e-3
+  _, _, floored = heads.MixtureHead(NOISE_VAR, 3, floor_at_noise=True).params(raw)
+  np.testing.assert_allclose(floored, var + NOISE_VAR, rtol=1e-6)
+  assert np.all(floored >= NOISE_VAR)
 
 
 def test_mixture_weights_sum_to_one():

@@ -60,8 +60,9 @@ def test_parameter_count_matches_formula():
   c = _config()
   _, params, _, _ = _init(c)
   E, F, H, T, L, P = c.model.embed_size, c.D + 1, c.model.mlp_size, 2 * c.K, 2, 1
-  block = 4 * (E * E + E) + (E * H + H) + (H * E + E) + 2 * 2 * E
-  expected = (F * E + E) + T * E + L * block + 2 * E + (E * P + P)
+  # The paper's network: no bias on the embedding, Q, K, V or attention output.
+  block = 4 * E * E + (E * H + H) + (H * E + E) + 2 * 2 * E
+  expected = F * E + T * E + L * block + 2 * E + (E * P + P)
   assert sum(x.size for x in jax.tree.leaves(params)) == expected
 
 
