@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.num_steps = 524288  # T = 2**19
   c.learning_rate = 3e-3  # Adam peak learning rate
   c.lr_warmup = True  # linear from 0 over the first 10% of steps, then constant
+  c.lr_decay_fraction = 0.0  # > 0: linear decay to 0 over this final fraction of steps
   c.batch_size = 256
 
   # --- Measurements ------------------------------------------------------------

@@ -57,13 +57,23 @@ class TrainState(NamedTuple):
 
 
 def learning_rate(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warm-up from 0 over the first 10% of steps (if enabled), then constant."""
-  warmup_steps = int(0.1 * config.num_steps) if config.lr_warmup else 0
-  if warmup_steps == 0:
-    return optax.constant_schedule(config.learning_rate)
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, config.learning_rate, warmup_steps),
-       optax.constant_schedule(config.learning_rate)], [warmup_steps])
+  """Linear warm-up from 0 over the first 10% of steps (if enabled), then constant;
+  with lr_decay_fraction = f > 0, a linear decay to 0 over the last f·T steps.
+
+  The paper trains at a constant rate after warm-up (f = 0).
+  """
+  T = config.num_steps
+  warmup_steps = int(0.1 * T) if config.lr_warmup else 0
+  decay_steps = int(round(config.lr_decay_fraction * T))
+  peak = config.learning_rate
+  pieces, boundaries = [optax.constant_schedule(peak)], []
+  if warmup_steps:
+    pieces.insert(0, optax.linear_schedule(0.0, peak, warmup_steps))
+    boundaries.append(warmup_steps)
+  if decay_steps:
+    pieces.append(optax.linear_schedule(peak, 0.0, decay_steps))
+    boundaries.append(T - decay_steps)
+  return optax.join_schedules(pieces, boundaries) if boundaries else pieces[0]
 
 
 class Experiment(NamedTuple):

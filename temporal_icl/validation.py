@@ -51,6 +51,12 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
             "checkpoint_every", "noise_var", "learning_rate", "model.num_blocks",
             "model.num_heads", "model.embed_size", "model.mlp_size")
 
+  warmup = 0.1 if c.lr_warmup else 0.0
+  if not 0.0 <= c.lr_decay_fraction <= 1.0 - warmup:
+    p.append(f"config.lr_decay_fraction={c.lr_decay_fraction} must lie in "
+             f"[0, {1.0 - warmup:g}]: the decay follows the warm-up "
+             f"({warmup:.0%} of the steps).")
+
   both_set = c.gamma > 0 and c.R > 0
   if c.gamma < 0:
     p.append(f"config.gamma={c.gamma} must be >= 0 (the MALA step size).")

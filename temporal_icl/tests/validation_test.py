@@ -49,6 +49,8 @@ def test_defaults_are_valid():
     (dict(R=4), "only acts with schedule 'dirichlet' or 'equispaced'"),
     (dict(schedule="dirichlet", R=0), "needs R >= 1 segments per task"),
     (dict(M=-1, schedule="mala", gamma=0.01), "M = ∞; use schedule='stationary'"),
+    (dict(lr_decay_fraction=0.95), "config.lr_decay_fraction=0.95 must lie in [0, 0.9]"),
+    (dict(lr_decay_fraction=-0.1), "config.lr_decay_fraction=-0.1 must lie in [0, 0.9]"),
 ])
 def test_each_problem_has_its_sentence(overrides, expected):
   problems = validation.find_problems(_config(**overrides))
