@@ -15,29 +15,47 @@ from tensorboard.backend.event_processing import event_accumulator
 from temporal_icl import export
 from temporal_icl import train
 from temporal_icl import validation
+from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = "temporal_icl/tests/tiny_config.py"
-
-
-def run_main(workdir, *overrides, devices=1):
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu")
-  return subprocess.run(
-      [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
-       f"--workdir={workdir}", *overrides],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-
-
-def science_history(workdir):
-  """Every spec metric at every step (timestamps dropped)."""
-  stats = export.to_reference_json(str(workdir))["stats"]
-  return [{k: v for k, v in row.items() if k != "timestamp"} for row in stats]
+REPO, TINY = binary.REPO, binary.TINY
+run_main, science_history = binary.run_main, binary.science_history
 
 
 def leaves(state):
   return [np.asarray(x) for x in jax.tree.leaves(state)]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  """One finished run of the binary on the tiny config (tests only read it)."""
+  workdir = tmp_path_factory.mktemp("finished")
+  result = run_main(workdir)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+  """(final state, workdir) of one uninterrupted in-process run of the tiny config."""
+  workdir = tmp_path_factory.mktemp("whole")
+  return train.train_and_evaluate(tiny_config.get_config(), str(workdir)), workdir
+
+
+@pytest.mark.parametrize("warmup, decay", [(True, 0.0), (True, 0.25), (False, 0.5),
+                                           (False, 0.0)])
+def test_learning_rate_warms_up_holds_then_decays_linearly(warmup, decay):
+  config = tiny_config.get_config()
+  config.num_steps, config.learning_rate = 400, 2e-3
+  config.lr_warmup, config.lr_decay_fraction = warmup, decay
+  lr = train.learning_rate(config)
+  steps = np.arange(401)
+  w, d = (40 if warmup else 0), int(decay * 400)
+  expected = np.minimum.reduce([
+      np.minimum(steps / max(w, 1), 1.0) if w else np.ones(401),
+      np.clip((400 - steps) / max(d, 1), 0.0, 1.0) if d else np.ones(401)]) * 2e-3
+  np.testing.assert_allclose([float(lr(s)) for s in steps], expected, rtol=1e-5,
+                             atol=1e-9)
 
 
 def test_binary_writes_every_metric_for_tensorboard(tmp_path):
@@ -55,10 +73,9 @@ def test_binary_writes_every_metric_for_tensorboard(tmp_path):
   assert steps == list(range(0, 49, 8))
 
 
-def test_export_json_matches_reference_format(tmp_path):
-  assert run_main(tmp_path).returncode == 0
+def test_export_json_matches_reference_format(finished_run, tmp_path):
   out = tmp_path / "run.json"
-  subprocess.run([sys.executable, "-m", "temporal_icl.export", f"--workdir={tmp_path}",
+  subprocess.run([sys.executable, "-m", "temporal_icl.export", f"--workdir={finished_run}",
                   f"--out={out}"], cwd=REPO, check=True, capture_output=True)
   result = json.loads(out.read_text())
   assert set(result) == {"times", "config", "stats"}
@@ -74,9 +91,9 @@ def test_export_json_matches_reference_format(tmp_path):
   assert result["stats"][0]["lr"] == 0.0 and result["stats"][-1]["lr"] == pytest.approx(3e-3)
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+def test_interrupted_and_resumed_run_equals_uninterrupted(whole_run, tmp_path):
   config = tiny_config.get_config()
-  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  whole, whole_dir = whole_run
   part = tmp_path / "part"
   stopped = train.train_and_evaluate(config, str(part), should_stop=lambda s: s >= 24)
   assert int(stopped.step) == 24
@@ -84,15 +101,14 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
   assert int(resumed.step) == config.num_steps
   for a, b in zip(leaves(whole), leaves(resumed)):
     np.testing.assert_array_equal(a, b)
-  assert science_history(part) == science_history(tmp_path / "whole")
+  assert science_history(part) == science_history(whole_dir)
 
 
-def test_killed_run_rewrites_steps_once(tmp_path):
+def test_killed_run_rewrites_steps_once(whole_run, tmp_path):
   # A hard kill after step 24 leaves summaries past the last checkpoint (16):
   # simulate it by deleting the checkpoint at 24, then resume.
   config = tiny_config.get_config()
-  whole = tmp_path / "whole"
-  train.train_and_evaluate(config, str(whole))
+  _, whole = whole_run
   part = tmp_path / "part"
   train.train_and_evaluate(config, str(part), should_stop=lambda s: s >= 24)
   import shutil
@@ -121,9 +137,9 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path):
   assert not os.path.exists(tmp_path / "FINISHED")
 
 
-def test_measurements_do_not_change_the_trajectory(tmp_path):
+def test_measurements_do_not_change_the_trajectory(whole_run, tmp_path):
   config = tiny_config.get_config()
-  dense = train.train_and_evaluate(config, str(tmp_path / "dense"))
+  dense, _ = whole_run
   config.eval_every = 48
   config.checkpoint_every = 48
   sparse = train.train_and_evaluate(config, str(tmp_path / "sparse"))
@@ -142,12 +158,16 @@ def test_one_and_two_devices_agree(tmp_path):
       np.testing.assert_allclose(a[key], b[key], rtol=2e-4, atol=1e-6, err_msg=key)
 
 
-def test_resume_with_a_different_config_is_refused(tmp_path):
-  assert run_main(tmp_path).returncode == 0
-  result = run_main(tmp_path, "--config.M=5")
+def test_resume_with_a_different_config_is_refused(finished_run):
+  result = run_main(finished_run, "--config.M=5")
   assert result.returncode == 2
   assert "M: 4 -> 5" in result.stderr and "force_restart" in result.stderr
   assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_finished_run_extends_and_force_restart_retrains(tmp_path):
+  assert run_main(tmp_path).returncode == 0
   # Only num_steps may change: extending a finished run trains on.
   assert run_main(tmp_path, "--config.num_steps=56").returncode == 0
   assert science_history(tmp_path)[-1]["step"] == 56
