@@ -15,12 +15,19 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 from ml_collections import config_flags
 
+from temporal_icl import multihost
 from temporal_icl import train
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
+
+
+
+def _env_int(name):
+  value = os.environ.get(name)
+  return int(value) if value not in (None, "") and value.lstrip("-").isdigit() else None
+
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/mala.py.", lock_config=True)
@@ -30,6 +37,20 @@ _GIN_FILES = flags.DEFINE_multi_string(
 _GIN_BINDINGS = flags.DEFINE_multi_string(
     "gin_bindings", [], "Extra gin bindings, e.g. \"activation.name='gelu'\".")
 flags.mark_flags_as_required(["config", "workdir"])
+
+# Multi-host (README "Multi-host"): one process per host, same command, own id.
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", os.environ.get("JAX_COORDINATOR_ADDRESS"),
+    "host:port of process 0 (default: $JAX_COORDINATOR_ADDRESS); unset = one process.")
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes", _env_int("JAX_NUM_PROCESSES"),
+    "Processes in the run (default: $JAX_NUM_PROCESSES).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", _env_int("JAX_PROCESS_ID"),
+    "This process's index, 0 … num_processes-1 (default: $JAX_PROCESS_ID).")
+_HOST_TIMEOUT = flags.DEFINE_integer(
+    "host_timeout", 100,
+    "Seconds a host may be silent before every process stops with an error.")
 
 
 def _quiet_library_info_logs():
@@ -42,22 +63,30 @@ def main(argv):
   _quiet_library_info_logs()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  if os.environ.get("JAX_COORDINATOR_ADDRESS"):
-    jax.distributed.initialize()  # one process per host; see README "Multi-host"
+  try:
+    cluster = multihost.cluster_from(_COORDINATOR.value, _NUM_PROCESSES.value,
+                                     _PROCESS_ID.value, _HOST_TIMEOUT.value)
+  except multihost.ClusterError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  if cluster:
+    multihost.initialize(cluster)
   config = _CONFIG.value
   with config.unlocked():
     config.gin_files = tuple(config.gin_files) + tuple(_GIN_FILES.value)
     config.gin_bindings = tuple(config.gin_bindings) + tuple(_GIN_BINDINGS.value)
   stop = train.StopRequest().install()
   try:
-    train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop)
+    state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  if stop.signal_name:  # checkpointed and stopped early: exit as the signal would
-    print(f"\nStopped by {stop.signal_name}; rerun the same command to resume.",
-          file=sys.stderr)
-    sys.exit(128 + signal.Signals[stop.signal_name].value)
+  if int(state.step) < config.num_steps:  # checkpointed and stopped early
+    # Exit as the signal would; a host stopped by another host's request exits
+    # as if it had been sent SIGTERM itself.
+    cause = stop.signal_name or "a stop request on another host"
+    print(f"\nStopped by {cause}; rerun the same command to resume.", file=sys.stderr)
+    sys.exit(128 + signal.Signals[stop.signal_name or "SIGTERM"].value)
   logging.info("Summaries are in %s; view them with:  tensorboard --logdir=%s",
                _WORKDIR.value, _WORKDIR.value)
   print(f"\nSummaries: {os.path.abspath(_WORKDIR.value)}\n"

@@ -37,6 +37,7 @@ from temporal_icl import evaluation
 from temporal_icl import heads
 from temporal_icl import measurements
 from temporal_icl import model as model_lib
+from temporal_icl import multihost
 from temporal_icl import schedules
 from temporal_icl import snapshots as snapshots_lib
 from temporal_icl import step_specs
@@ -246,6 +247,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   validation.validate(config, jax.device_count())
   workdir_lib.prepare(workdir, config, RESUMABLE_CHANGES)
+  multihost.sync("workdir prepared")  # process 0 may have emptied or written it
   c = config
   _parse_gin(c)
   exp = build(c)
@@ -362,7 +364,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       progress(step)
       for action in actions:
         action(step)
-      if step < T and should_stop(step):
+      # Every host must agree, or one would enter the collective checkpoint alone.
+      if step < T and multihost.any_process(should_stop(step)):
         checkpoint(step)
         manager.wait_until_finished()
         logging.warning("Stopped at step %d of %d; rerun the same command to resume.",

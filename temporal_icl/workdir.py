@@ -63,14 +63,14 @@ def prepare(workdir: str, config: ml_collections.ConfigDict,
 
   With `config.force_restart` the workdir is emptied first.  Otherwise an
   existing config.json must equal `config` except for `resumable_changes`;
-  a mismatch raises ResumeError with the diff.
+  a mismatch raises ResumeError with the diff.  Every process checks; only
+  process 0 writes (the caller syncs the processes afterwards).
   """
-  if config.get("force_restart", False) and os.path.isdir(workdir):
-    shutil.rmtree(workdir)
-  os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
   new = json.loads(config_to_json(config))
-  if os.path.exists(path):
+  restart = config.get("force_restart", False)
+  extended = False
+  if not restart and os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
     diff = config_diff(old, new, ignore=resumable_changes)
@@ -80,11 +80,16 @@ def prepare(workdir: str, config: ml_collections.ConfigDict,
           + "\n".join(f"  {line}" for line in diff)
           + "\nUse another --workdir, or --config.force_restart=True to wipe it and "
           "start over.")
-    if old.get("num_steps") != new.get("num_steps"):
-      mark_unfinished(workdir)
-  if jax.process_index() == 0:
-    with open(path, "w") as f:
-      f.write(config_to_json(config))
+    extended = old.get("num_steps") != new.get("num_steps")
+  if jax.process_index() != 0:
+    return
+  if restart and os.path.isdir(workdir):
+    shutil.rmtree(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  if extended:
+    mark_unfinished(workdir)
+  with open(path, "w") as f:
+    f.write(config_to_json(config))
 
 
 def is_finished(workdir: str) -> bool:
@@ -92,6 +97,8 @@ def is_finished(workdir: str) -> bool:
 
 
 def mark_finished(workdir: str, step: int) -> None:
+  if jax.process_index() != 0:
+    return
   with open(os.path.join(workdir, FINISHED_FILE), "w") as f:
     f.write(f"{step}\n")
 
@@ -136,4 +143,5 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
 def remove_checkpoints(manager: ocp.CheckpointManager, workdir: str) -> None:
   manager.wait_until_finished()
   manager.close()
-  shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
+  if jax.process_index() == 0:
+    shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
