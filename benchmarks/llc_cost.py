@@ -16,9 +16,9 @@ import jax
 
 from configs import base
 from configs import demo
-from temporal_icl import measurements
-from temporal_icl import train
+from temporal_icl import experiment
 from temporal_icl import validation
+from temporal_icl.measurements import llc as llc_measurement
 
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed estimates per size.")
 _SIZES = flags.DEFINE_list("sizes", ["demo", "paper"], "Which sizes to time.")
@@ -39,15 +39,14 @@ def _timed(fn, repeats):
 
 
 def llc_seconds(config, repeats):
-  train._parse_gin(config)
-  exp = train.build(config)
-  state = train.init_state(exp)
-  action = measurements.LocalLearningCoefficient(config, exp.model.apply, exp.head,
-                                                 _NoWriter())
-  tasks = train.training_tasks(exp, state.schedule)
+  experiment.parse_gin(config)
+  exp = experiment.build(config)
+  state = experiment.init_state(exp)
+  action = llc_measurement.LocalLearningCoefficient(config, exp, _NoWriter())
+  tasks = experiment.training_tasks(exp, state.schedule)
 
   def estimate(i):
-    result = action(i, state.params, tasks)
+    result = action.measure(i, state.params, tasks)
     jax.block_until_ready(result.mean)
 
   return _timed(estimate, repeats), action.sgld

@@ -17,9 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from configs import base
+from temporal_icl import experiment
 from temporal_icl import energy
 from temporal_icl import prior
-from temporal_icl import train
 
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "PMC rollouts per measurement.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed measurements per sampler.")
@@ -58,9 +58,9 @@ def main(argv):
   del argv
   config = base.get_config()
   config.head = "gaussian"
-  train._parse_gin(config)
-  exp = train.build(config)
-  params = train.init_state(exp).params
+  experiment.parse_gin(config)
+  exp = experiment.build(config)
+  params = experiment.init_state(exp).params
   S = _NUM_SAMPLES.value
   print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; "
         f"{S} rollouts of K={config.K} pairs, D={config.D}, "

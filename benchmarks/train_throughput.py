@@ -20,6 +20,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from configs import base
 from configs import demo
+from temporal_icl import experiment
 from temporal_icl import evaluation
 from temporal_icl import train
 
@@ -49,13 +50,13 @@ def step_flops(config) -> float:
 
 
 def steps_per_sec(config, num_steps: int, with_eval: bool) -> float:
-  train._parse_gin(config)
-  exp = train.build(config)
+  experiment.parse_gin(config)
+  exp = experiment.build(config)
   mesh = train.make_mesh()
-  state = jax.device_put(train.init_state(exp), NamedSharding(mesh, P()))
+  state = jax.device_put(experiment.init_state(exp), NamedSharding(mesh, P()))
   multi_step = train.make_multi_step(exp, mesh)
   evaluator = evaluation.Evaluator(config, exp.model.apply, exp.head,
-                                   train.stream_key(config.seed, "test_set"))
+                                   experiment.stream_key(config.seed, "test_set"))
   chunk = config.eval_every if with_eval else num_steps
 
   def run(state, steps):
@@ -65,8 +66,8 @@ def steps_per_sec(config, num_steps: int, with_eval: bool) -> float:
       state, _, _ = multi_step(state, jnp.asarray(n, jnp.int32))
       done += n
       if with_eval:
-        xs, ys = train.training_batch(exp, state.schedule, done)
-        evaluator(state.params, train.training_tasks(exp, state.schedule), xs, ys)
+        xs, ys = experiment.training_batch(exp, state.schedule, done)
+        evaluator(state.params, experiment.training_tasks(exp, state.schedule), xs, ys)
     jax.block_until_ready(state)
     return state
 

@@ -46,6 +46,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 256
 
   # --- Measurements ------------------------------------------------------------
+  # Modules of temporal_icl.measurements (or dotted paths to your own); each runs
+  # when its fields below turn it on.
+  c.measurements = ("evaluation", "energy_distance", "prior_snapshots", "llc",
+                    "trajectory")
   c.eval_every = 64
   c.eval_batch_size = 1024
   c.delta_prompt_length = 16

@@ -31,8 +31,7 @@ import numpy as np
 
 from temporal_icl import baselines
 from temporal_icl import data
-from temporal_icl import heads
-from temporal_icl import train
+from temporal_icl import experiment
 from temporal_icl import workdir as workdir_lib
 
 
@@ -48,9 +47,9 @@ def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
   the run's task set at its last saved step; ridge is shared by all runs).
   """
   config = workdir_lib.load_config(workdir)
-  train._parse_gin(config)
-  exp = train.build(config)
-  like = train.init_state(exp)
+  experiment.parse_gin(config)
+  exp = experiment.build(config)
+  like = experiment.init_state(exp)
   manager = workdir_lib.trajectory_manager(workdir)
   if not manager.all_steps():
     manager = workdir_lib.checkpoint_manager(workdir)
@@ -62,7 +61,7 @@ def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
   for step in steps:
     state = workdir_lib.restore(manager, step, like)
     rows.append(np.asarray(predict(state.params)))
-  tasks = train.training_tasks(exp, state.schedule)
+  tasks = experiment.training_tasks(exp, state.schedule)
   dmmse = (baselines.ridge(xs, ys, config.noise_var) if tasks is None
            else baselines.dmmse(xs, ys, tasks, config.noise_var))
   return {"steps": np.asarray(steps), "rows": np.stack(rows),

@@ -24,7 +24,6 @@ import jax.numpy as jnp
 
 VARIANCE_EPS = 1e-6
 _LOG_2PI = math.log(2 * math.pi)
-NAMES = ("point", "gaussian", "mog")
 
 
 def _gaussian_logpdf(y, mean, var):
@@ -115,15 +114,20 @@ class MixtureHead:
     return mean + std * jax.random.normal(noise_key, mean.shape, mean.dtype)
 
 
+# name -> f(noise_var, num_components): the one list of heads (validation reads it).
+_BUILDERS = {
+    "point": lambda noise_var, _: PointHead(noise_var),
+    "gaussian": lambda noise_var, _: GaussianHead(noise_var),
+    "mog": lambda noise_var, G: MixtureHead(noise_var, G, mixture_variance_floor()),
+}
+NAMES = tuple(_BUILDERS)
+
+
 def get_head(name: str, noise_var: float, num_components: int = 4):
-  """The head called `name` ('point' | 'gaussian' | 'mog'), with gin's mixture floor."""
-  if name == "point":
-    return PointHead(noise_var)
-  if name == "gaussian":
-    return GaussianHead(noise_var)
-  if name == "mog":
-    return MixtureHead(noise_var, num_components, mixture_variance_floor())
-  raise ValueError(f"Unknown head {name!r}; valid: {', '.join(NAMES)}.")
+  """The head called `name` (one of NAMES), with gin's mixture floor."""
+  if name not in _BUILDERS:
+    raise ValueError(f"Unknown head {name!r}; valid: {', '.join(NAMES)}.")
+  return _BUILDERS[name](noise_var, num_components)
 
 
 def loss(head, raw: jax.Array, ys: jax.Array) -> jax.Array:

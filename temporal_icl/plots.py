@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from temporal_icl import export
+from temporal_icl import schedules
 from temporal_icl import snapshots as snapshots_lib
 
 _COLORS = {"model": "C0", "ridge": "C1", "dmmse": "C2"}
@@ -164,16 +165,6 @@ def plot_run(workdir: str, out_dir: Optional[str] = None) -> List[str]:
 # ---- sweeps ---------------------------------------------------------------
 
 
-def nonstationarity_label(config: Dict) -> str:
-  """'stationary', 'γ=0.01' or 'R=10 (dirichlet)': the line a run belongs to."""
-  schedule = config["schedule"]
-  if schedule == "stationary" or (schedule == "mala" and not config["gamma"]):
-    return "stationary"
-  if schedule == "mala":
-    return f"γ={config['gamma']:g}"
-  return f"R={config['R']} ({schedule})"
-
-
 def final_metrics(workdir: str, split: str = "train") -> Optional[Dict[str, float]]:
   """Config and the last measured Δ_PT values of a run (None if it has none)."""
   path = os.path.join(workdir, "config.json")
@@ -205,7 +196,7 @@ def sweep_table(workdirs: Sequence[str], split: str = "train"):
     if final is None:
       logging.warning("%s has no %s Δ_PT summaries yet; skipped.", w, split)
       continue
-    table[nonstationarity_label(final["config"])][final["config"]["M"]].append(
+    table[schedules.label(final["config"])][final["config"]["M"]].append(
         (final["dmmse"], final["ridge"]))
   return table
 

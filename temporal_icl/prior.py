@@ -29,11 +29,6 @@ from temporal_icl import energy
 from temporal_icl import heads as heads_lib
 from temporal_icl import model as model_lib
 
-energy_distance = energy.energy_distance
-ols_fit = energy.ols_fit
-sample_ridge_prior = energy.sample_ridge_prior
-sample_dmmse_prior = energy.sample_dmmse_prior
-
 
 def _head(config):
   head = heads_lib.get_head(config.head, config.noise_var, config.num_components)
@@ -131,7 +126,7 @@ def _sample_prior(params, key, *, sampler, config, num_samples, num_pairs, batch
 
   def one(k):
     xs, ys = sampler(params, config, k, batch_size, num_pairs)
-    return ols_fit(xs, ys)
+    return energy.ols_fit(xs, ys)
 
   tasks = lax.map(one, keys).reshape(batches * batch_size, config.D)
   return tasks[:num_samples]

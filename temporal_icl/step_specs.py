@@ -1,25 +1,51 @@
-"""Which steps an occasional measurement or save runs at, from one config string.
+"""Which steps an occasional measurement or save runs at: the one step-spec idiom.
 
+Every periodic thing of a run (evaluation, measurements, snapshots, checkpoints,
+trajectory states) is scheduled by a step spec, parsed here and nowhere else.
 A step spec is one of
-  ''              never;
+  ''  or 0        never;
+  N (an int > 0)  the same as 'every:N';
   'every:N'       0, N, 2N, … and the last step;
   'log:N'         N steps log-spaced from 1 to the last step (rounded, distinct),
                   plus step 0 — the early steps, where development is fastest,
                   get most of them;
   '10,100,5000'   exactly these steps (those beyond the last step are ignored).
+
+The last-step rule, stated once: 'every:N' and 'log:N' always include the last
+step (so the final model is always measured); an explicit list includes only
+the steps it names.  Steps beyond the last are dropped.
+
+Checkpoints use the same specs without step 0 (`parse(..., include_zero=False)`):
+the initial state is rebuilt from the seed, never saved.
 """
 
-from typing import List
+from typing import List, Union
 
 import numpy as np
+
+StepSpec = Union[str, int]
 
 
 class StepSpecError(ValueError):
   pass
 
 
-def parse(spec: str, num_steps: int) -> List[int]:
+def every(n: int, num_steps: int) -> List[int]:
+  """0, n, 2n, … and num_steps (n > 0)."""
+  return sorted(set(range(0, num_steps + 1, n)) | {num_steps})
+
+
+def parse(spec: StepSpec, num_steps: int, *, include_zero: bool = True) -> List[int]:
   """Sorted distinct steps in [0, num_steps] named by `spec`."""
+  steps = _parse(spec, num_steps)
+  return steps if include_zero else [s for s in steps if s != 0]
+
+
+def _parse(spec: StepSpec, num_steps: int) -> List[int]:
+  if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+    if spec < 0:
+      raise StepSpecError(f"{spec}: a step count must be >= 0 (0 means never).")
+    return every(int(spec), num_steps) if spec else []
   spec = (spec or "").strip()
   if not spec:
     return []
@@ -32,7 +58,7 @@ def parse(spec: str, num_steps: int) -> List[int]:
     if n <= 0:
       raise StepSpecError(f"'{spec}': '{kind}:' needs a positive integer, e.g. '{kind}:16'.")
     if kind == "every":
-      steps = set(range(0, num_steps + 1, n)) | {num_steps}
+      steps = set(every(n, num_steps))
     else:
       steps = {0} | {int(s) for s in np.unique(np.round(np.geomspace(1, max(num_steps, 1), n)))}
     return sorted(s for s in steps if 0 <= s <= num_steps)
@@ -46,7 +72,7 @@ def parse(spec: str, num_steps: int) -> List[int]:
   return sorted(s for s in steps if s <= num_steps)
 
 
-def problems(name: str, spec: str, num_steps: int) -> List[str]:
+def problems(name: str, spec: StepSpec, num_steps: int) -> List[str]:
   """Config-validation sentences for field `name` (empty when fine)."""
   try:
     parse(spec, num_steps)

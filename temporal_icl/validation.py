@@ -10,11 +10,11 @@ from typing import List
 import ml_collections
 
 from temporal_icl import data
+from temporal_icl import heads as heads_lib
+from temporal_icl import measurements
+from temporal_icl import schedules
 from temporal_icl import step_specs
 
-SCHEDULES = ("stationary", "mala", "dirichlet", "equispaced")
-HEADS = ("point", "gaussian", "mog")
-RESAMPLING_SCHEDULES = ("dirichlet", "equispaced")
 
 
 class ConfigError(ValueError):
@@ -39,6 +39,28 @@ def _get(config, dotted):
   return node
 
 
+def _schedule_problems(c) -> List[str]:
+  """The schedule's own checks, plus parameters of other schedules that would not act."""
+  try:
+    schedule = schedules.get(c.schedule)
+  except ValueError as e:
+    return [str(e)]
+  found = list(schedule.problems(c))
+  idle = {}  # field -> the schedules it acts with
+  for name in schedules.names():
+    for field in schedules.get(name).PARAMETERS:
+      if field not in schedule.PARAMETERS:
+        idle.setdefault(field, []).append(name)
+  for field, owners in idle.items():
+    if c.get(field):
+      found.append(
+          f"config.{field}={c[field]} only acts with schedule "
+          f"{' or '.join(repr(o) for o in owners)}, but config.schedule={c.schedule!r}; "
+          f"choose one kind of non-stationarity (e.g. configs/mala.py or "
+          f"configs/resample.py).")
+  return found
+
+
 def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> List[str]:
   """Returns one sentence per invalid value of `config` (empty if valid)."""
   p: List[str] = []
@@ -57,35 +79,10 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
              f"[0, {1.0 - warmup:g}]: the decay follows the warm-up "
              f"({warmup:.0%} of the steps).")
 
-  both_set = c.gamma > 0 and c.R > 0
-  if c.gamma < 0:
-    p.append(f"config.gamma={c.gamma} must be >= 0 (the MALA step size).")
-  if c.R < 0:
-    p.append(f"config.R={c.R} must be >= 0 (resampling segments per task).")
-  if both_set:
-    p.append(f"config.gamma={c.gamma} and config.R={c.R} are both set: choose one kind "
-             "of non-stationarity (MALA drift or resampling), not both.")
+  p += _schedule_problems(c)
 
-  if c.schedule not in SCHEDULES:
-    p.append(f"config.schedule={c.schedule!r} is not a schedule; valid: "
-             f"{', '.join(SCHEDULES)}.")
-  else:
-    if c.gamma > 0 and c.schedule != "mala" and not both_set:
-      p.append(f"config.gamma={c.gamma} only acts with schedule='mala', but "
-               f"config.schedule={c.schedule!r}; set --config.schedule=mala or use "
-               "configs/mala.py.")
-    if c.R > 0 and c.schedule not in RESAMPLING_SCHEDULES and not both_set:
-      p.append(f"config.R={c.R} only acts with schedule 'dirichlet' or 'equispaced', "
-               f"but config.schedule={c.schedule!r}; use configs/resample.py.")
-    if c.schedule in RESAMPLING_SCHEDULES and c.R == 0:
-      p.append(f"config.R={c.R}: schedule={c.schedule!r} needs R >= 1 segments per "
-               "task (R = 1 is stationary; use schedule='stationary' for no resampling).")
-    if data.is_infinite(c.M) and c.schedule != "stationary":
-      p.append(f"config.schedule={c.schedule!r} moves a finite task set, but "
-               f"config.M={c.M} means M = ∞; use schedule='stationary' with M = ∞.")
-
-  if c.head not in HEADS:
-    p.append(f"config.head={c.head!r} is not a head; valid: {', '.join(HEADS)}.")
+  if c.head not in heads_lib.NAMES:
+    p.append(f"config.head={c.head!r} is not a head; valid: {', '.join(heads_lib.NAMES)}.")
   if c.head == "mog" and c.num_components < 1:
     p.append(f"config.num_components={c.num_components} must be >= 1 for head='mog'.")
 
@@ -155,6 +152,7 @@ def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> Li
     if l.batch_size < 2 or l.batch_size > l.dataset_size:
       p.append(f"config.llc.batch_size={l.batch_size} must lie in "
                f"[2, dataset_size={l.dataset_size}].")
+  p += measurements.problems(c)
   if c.eval_dataset and not c.eval_dataset.startswith("iclr_eval/"):
     p.append(f"config.eval_dataset={c.eval_dataset!r} must name a TFDS set of "
              "temporal_icl.datasets, e.g. 'iclr_eval/d8_k16' (or be '').")

@@ -1,6 +1,6 @@
 """Non-stationarity schedules: how the training task set moves during training.
 
-Every schedule module exposes the same interface, all pure and jit-able:
+A schedule is a module (here, or anywhere importable) with, all pure and jit-able:
 
   init(key, config) -> State            the initial task set and bookkeeping
   update(state, step, key) -> State     called inside the training step, once per
@@ -8,27 +8,54 @@ Every schedule module exposes the same interface, all pure and jit-able:
   current_tasks(state) -> [M, D]        the task set the batch is drawn from
   resample_steps(state) -> int32 [E]    (host) steps at which some task is replaced
 
-`config.schedule` names the module; `get(name)` returns it.
+and, for the host side,
+
+  PARAMETERS: tuple of str              the config fields it reads (e.g. ('gamma',))
+  RESAMPLES: bool                       whether tasks are replaced at events
+  label(config) -> str                  its name in tables and figures, e.g. 'γ=0.01'
+  problems(config) -> list of str       one sentence per invalid parameter value
+
+`config.schedule` names it: a plain name is a module of this package, a dotted
+name (e.g. 'my_lab.my_schedule') is imported as is.  The list of schedules is
+derived from this package's modules, never kept by hand.
 """
 
+import importlib
+import pkgutil
 import types
+from typing import List
 
-from temporal_icl.schedules import dirichlet
-from temporal_icl.schedules import equispaced
-from temporal_icl.schedules import mala
-from temporal_icl.schedules import stationary
+_REQUIRED = ("init", "update", "current_tasks", "resample_steps", "PARAMETERS",
+             "RESAMPLES", "label", "problems")
 
-_MODULES = {
-    "stationary": stationary,
-    "mala": mala,
-    "dirichlet": dirichlet,
-    "equispaced": equispaced,
-}
-NAMES = tuple(_MODULES)
+
+def _is_schedule(module: types.ModuleType) -> bool:
+  return all(hasattr(module, attr) for attr in _REQUIRED)
+
+
+def names() -> List[str]:
+  """The schedules of this package (helper modules such as `segments` excluded)."""
+  found = []
+  for info in pkgutil.iter_modules(__path__):
+    if not info.name.startswith("_"):
+      if _is_schedule(importlib.import_module(f"{__name__}.{info.name}")):
+        found.append(info.name)
+  return sorted(found)
 
 
 def get(name: str) -> types.ModuleType:
-  """The schedule module called `name`."""
-  if name not in _MODULES:
-    raise ValueError(f"Unknown schedule {name!r}; valid: {', '.join(NAMES)}.")
-  return _MODULES[name]
+  """The schedule module called `name` (ValueError, one sentence, if there is none)."""
+  path = name if "." in name else f"{__name__}.{name}"
+  try:
+    module = importlib.import_module(path)
+  except ImportError:
+    module = None
+  if module is None or not _is_schedule(module):
+    raise ValueError(f"config.schedule={name!r} is not a schedule; valid: "
+                     f"{', '.join(names())}, or an importable module path.")
+  return module
+
+
+def label(config) -> str:
+  """The run's non-stationarity as tables and figures show it (config: dict or ConfigDict)."""
+  return get(config["schedule"]).label(config)

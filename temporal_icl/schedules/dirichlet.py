@@ -16,6 +16,10 @@ from temporal_icl.schedules import segments
 
 State = segments.State
 update = segments.update
+PARAMETERS = segments.PARAMETERS
+RESAMPLES = segments.RESAMPLES
+label = segments.label
+problems = segments.problems
 resample_steps = segments.resample_steps
 
 

@@ -28,6 +28,25 @@ import numpy as np
 from temporal_icl import data
 
 
+PARAMETERS = ("gamma",)
+RESAMPLES = False
+
+
+def label(config) -> str:
+  """'γ=0.01', or 'stationary' for γ = 0 (no task ever moves)."""
+  return f"γ={config['gamma']:g}" if config["gamma"] else "stationary"
+
+
+def problems(config):
+  found = []
+  if config.gamma < 0:
+    found.append(f"config.gamma={config.gamma} must be >= 0 (the MALA step size).")
+  if data.is_infinite(config.M):
+    found.append(f"config.schedule='mala' moves a finite task set, but config.M="
+                 f"{config.M} means M = ∞; use schedule='stationary' with M = ∞.")
+  return found
+
+
 class State(NamedTuple):
   tasks: jax.Array  # [M, D]
   gamma: jax.Array  # float32 [], the step size γ

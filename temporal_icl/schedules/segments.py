@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from temporal_icl import data
+
 
 class State(NamedTuple):
   starts: jax.Array  # int32 [M, R], start step of each segment; starts[:, 0] = 0
@@ -58,3 +60,29 @@ def resample_steps(state: State) -> np.ndarray:
   # non-empty segments' starts gives the events.
   prev = np.asarray(state.starts)[:, :-1].ravel()
   return np.unique(starts[starts > prev]).astype(np.int32)
+
+
+# ---- what the resampling schedules share on the host side --------------------
+
+PARAMETERS = ("R",)
+RESAMPLES = True
+
+
+def label(config) -> str:
+  """'R=10 (dirichlet)'."""
+  return f"R={config['R']} ({config['schedule']})"
+
+
+def problems(config):
+  """Sentences for R and M, shared by the resampling schedules."""
+  found = []
+  if config.R < 0:
+    found.append(f"config.R={config.R} must be >= 0 (resampling segments per task).")
+  elif config.R == 0:
+    found.append(f"config.R={config.R}: schedule={config.schedule!r} needs R >= 1 "
+                 "segments per task (R = 1 is stationary; use schedule='stationary' for "
+                 "no resampling).")
+  if data.is_infinite(config.M):
+    found.append(f"config.schedule={config.schedule!r} moves a finite task set, but "
+                 f"config.M={config.M} means M = ∞; use schedule='stationary' with M = ∞.")
+  return found

@@ -12,6 +12,20 @@ import numpy as np
 from temporal_icl import data
 
 
+PARAMETERS = ()
+RESAMPLES = False
+
+
+def label(config) -> str:
+  del config
+  return "stationary"
+
+
+def problems(config):
+  del config
+  return []
+
+
 class State(NamedTuple):
   tasks: jax.Array  # [M, D]
 

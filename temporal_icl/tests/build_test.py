@@ -12,7 +12,7 @@ import os
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SOURCE_DIRS = ("temporal_icl", "configs", "benchmarks", "launch")
+SOURCE_DIRS = ("temporal_icl", "configs", "benchmarks", "launch", "examples")
 
 
 def load_targets():
@@ -23,9 +23,10 @@ def load_targets():
       targets[name] = dict(kind=kind, srcs=list(srcs), deps=list(deps), **kwargs)
     return record
 
-  def glob(patterns):
+  def glob(patterns, exclude=()):
     return sorted(os.path.relpath(p, REPO) for pattern in patterns
-                  for p in globlib.glob(os.path.join(REPO, pattern)))
+                  for p in globlib.glob(os.path.join(REPO, pattern))
+                  if os.path.relpath(p, REPO) not in exclude)
 
   namespace = dict(load=lambda *a: None, package=lambda **k: None, glob=glob,
                    requirement=lambda name: f"@pip//{name}",
@@ -90,8 +91,8 @@ def test_every_test_file_has_a_py_test():
   assert sorted(tests) == files
 
 
-def test_local_deps_exist_and_match_imports():
-  targets = load_targets()
+def dependency_problems(targets):
+  """One line per local dep that is unknown, or per local import without its dep."""
   owners = owner_of(targets)
   problems = []
   for name, t in targets.items():
@@ -104,13 +105,19 @@ def test_local_deps_exist_and_match_imports():
           continue  # package markers: Bazel creates them
         if owner not in (None, name) and owner not in local:
           problems.append(f"{name} ({src}) imports {imported} but lacks :{owner}")
+  return problems
+
+
+def test_local_deps_exist_and_match_imports():
+  problems = dependency_problems(load_targets())
   assert not problems, "\n".join(problems)
 
 
-def test_the_checker_catches_a_missing_dep(monkeypatch):
+def test_the_checker_catches_a_missing_and_an_unknown_dep():
   targets = load_targets()
-  targets["train"]["deps"].remove(":evaluation")
-  owners = owner_of(targets)
-  imports = local_imports("temporal_icl/train.py")
-  assert "temporal_icl/evaluation.py" in imports and owners[
-      "temporal_icl/evaluation.py"] not in [d[1:] for d in targets["train"]["deps"]]
+  targets["train"]["deps"].remove(":experiment")
+  targets["export"]["deps"].append(":no_such_target")
+  assert sorted(dependency_problems(targets)) == [
+      "export depends on unknown :no_such_target",
+      "train (temporal_icl/train.py) imports temporal_icl/experiment.py but lacks "
+      ":experiment"]

@@ -8,6 +8,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import prior_tracking
+from temporal_icl import experiment
 from temporal_icl import export
 from temporal_icl import prior
 from temporal_icl import snapshots
@@ -24,8 +25,8 @@ def paper_gin():
 
 
 def _params(config):
-  exp = train.build(config)
-  return train.init_state(exp).params
+  exp = experiment.build(config)
+  return experiment.init_state(exp).params
 
 
 def _config(head="gaussian", K=6):

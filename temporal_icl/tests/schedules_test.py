@@ -134,7 +134,7 @@ def test_equispaced_events_at_multiples_of_period():
   np.testing.assert_array_equal(schedules.get("equispaced").resample_steps(final), [33, 66])
 
 
-@pytest.mark.parametrize("name", schedules.NAMES)
+@pytest.mark.parametrize("name", schedules.names())
 def test_deterministic_given_keys(name):
   module = schedules.get(name)
   config = _config(gamma=0.3, R=3)
@@ -152,5 +152,5 @@ def test_stationary_never_moves_and_supports_infinite_m():
 
 
 def test_unknown_schedule_lists_the_valid_ones():
-  with pytest.raises(ValueError, match="stationary, mala, dirichlet, equispaced"):
+  with pytest.raises(ValueError, match="valid: dirichlet, equispaced, mala, stationary"):
     schedules.get("brownian")

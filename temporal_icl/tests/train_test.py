@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
+from temporal_icl import experiment
 from temporal_icl import export
 from temporal_icl import train
 from temporal_icl import validation
@@ -48,7 +49,7 @@ def test_learning_rate_warms_up_holds_then_decays_linearly(warmup, decay):
   config = tiny_config.get_config()
   config.num_steps, config.learning_rate = 400, 2e-3
   config.lr_warmup, config.lr_decay_fraction = warmup, decay
-  lr = train.learning_rate(config)
+  lr = experiment.learning_rate(config)
   steps = np.arange(401)
   w, d = (40 if warmup else 0), int(decay * 400)
   expected = np.minimum.reduce([

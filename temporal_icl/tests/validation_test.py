@@ -34,7 +34,7 @@ def test_defaults_are_valid():
     (dict(schedule="dirichlet", R=-2), "config.R=-2 must be >= 0"),
     (dict(schedule="mala", gamma=0.01, R=3), "choose one kind of non-stationarity"),
     (dict(schedule="brownian"), "config.schedule='brownian' is not a schedule; valid: "
-     "stationary, mala, dirichlet, equispaced"),
+     "dirichlet, equispaced, mala, stationary"),
     (dict(head="laplace"), "config.head='laplace' is not a head; valid: point, "
      "gaussian, mog"),
     (dict(energy_distance_every=800), "needs a probabilistic head to sample from, but "
@@ -45,7 +45,7 @@ def test_defaults_are_valid():
     (dict(delta_prompt_length=17), "config.delta_prompt_length=17 must lie in [1, K=16]"),
     (dict(model__num_heads=3), "config.model.num_heads=3 must divide "
      "config.model.embed_size=128"),
-    (dict(gamma=0.01), "only acts with schedule='mala'"),
+    (dict(gamma=0.01), "only acts with schedule 'mala', but config.schedule='stationary'"),
     (dict(R=4), "only acts with schedule 'dirichlet' or 'equispaced'"),
     (dict(schedule="dirichlet", R=0), "needs R >= 1 segments per task"),
     (dict(M=-1, schedule="mala", gamma=0.01), "M = ∞; use schedule='stationary'"),

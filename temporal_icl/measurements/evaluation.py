@@ -1,0 +1,51 @@
+"""The spec's metrics every `eval_every` steps: errors, NLL, Δ_PT on train and test tasks.
+
+Train-task metrics use the batch of the last step trained (step − 1), test-task
+metrics a held-out set: fresh N(0, I_D) tasks from the run's seed, or the TFDS
+set `config.eval_dataset`.  Also writes the learning rate of the step, `lr`.
+"""
+
+from temporal_icl import evaluation
+from temporal_icl import experiment
+from temporal_icl import step_specs
+from temporal_icl import validation
+
+
+def eval_dataset(config):
+  """The TFDS held-out set of config.eval_dataset as (xs, ys), or None."""
+  if not config.eval_dataset:
+    return None
+  from temporal_icl.datasets import iclr_eval  # pylint: disable=g-import-not-at-top
+  try:
+    xs, ys = iclr_eval.load_eval_batch(config.eval_dataset, config.eval_data_dir or None)
+  except ValueError as e:
+    raise validation.ConfigError(
+        [f"config.eval_dataset={config.eval_dataset!r}: {e}"]) from None
+  if xs.shape[1:] != (config.K, config.D):
+    raise validation.ConfigError([
+        f"config.eval_dataset={config.eval_dataset!r} holds sequences of K={xs.shape[1]} "
+        f"pairs in D={xs.shape[2]}, but the run has K={config.K}, D={config.D}."])
+  return xs, ys
+
+
+class Evaluation:
+  name = "eval"
+
+  def __init__(self, context):
+    c, self._exp, self._writer = context.config, context.experiment, context.writer
+    self.steps = set(step_specs.parse(c.eval_every, c.num_steps))
+    self._evaluator = evaluation.Evaluator(
+        c, self._exp.model.apply, self._exp.head,
+        experiment.stream_key(c.seed, "test_set"), eval_dataset(c))
+
+  def __call__(self, step, state, last_loss=None, t=None):
+    exp = self._exp
+    xs, ys = experiment.training_batch(exp, state.schedule, max(step - 1, 0))
+    metrics = self._evaluator(state.params, experiment.training_tasks(exp, state.schedule),
+                              xs, ys)
+    metrics["lr"] = float(exp.lr(step))
+    self._writer.write_scalars(step, metrics)
+
+
+def build(context):
+  return Evaluation(context)

@@ -1,0 +1,56 @@
+"""Local learning coefficient (temporal_icl.llc) at `llc_steps` and every `llc_every` steps.
+
+Writes llc/{mean,std,loss_below_init_fraction}.  The SGLD dataset is
+`llc.dataset_size` sequences drawn from the current task set with one fixed key:
+every estimate of a run sees the same inputs and noise, so estimates at
+different steps differ only by the model (and by the task set, where the
+schedule moves it).
+"""
+
+from temporal_icl import data
+from temporal_icl import experiment
+from temporal_icl import llc
+from temporal_icl import step_specs
+from temporal_icl import streams
+
+
+def llc_steps(config):
+  """The union of the two step specs `llc_steps` and `llc_every`."""
+  T = config.num_steps
+  return set(step_specs.parse(config.llc_steps, T)) | set(step_specs.parse(config.llc_every, T))
+
+
+class LocalLearningCoefficient:
+  """SGLD estimates of the LLC at the current parameters."""
+  name = "llc"
+
+  def __init__(self, config, exp, writer):
+    self._config, self._exp, self._writer = config, exp, writer
+    self.steps = llc_steps(config)
+    fields = {k: v for k, v in config.llc.items() if k != "dataset_size"}
+    self.sgld = llc.SGLDConfig(**fields)
+    self._estimate = llc.make_llc_estimator(lambda params, batch: exp.loss(params, *batch),
+                                            self.sgld)
+
+  def dataset(self, tasks):
+    c = self._config
+    return data.sample_sequences(streams.key(c.seed, "llc"),
+                                 None if data.is_infinite(c.M) else tasks,
+                                 c.llc.dataset_size, c.K, c.noise_var, D=c.D)
+
+  def measure(self, step: int, params, tasks) -> llc.LLCResult:
+    key = streams.at_step(self._config.seed, "llc", step)
+    result = self._estimate(params, self.dataset(tasks), key)
+    self._writer.write_scalars(step, {
+        "llc/mean": float(result.mean), "llc/std": float(result.std),
+        "llc/loss_below_init_fraction": float(result.loss_below_init_fraction)})
+    return result
+
+  def __call__(self, step, state, last_loss=None, t=None):
+    self.measure(step, state.params, experiment.task_array(self._exp, state.schedule))
+
+
+def build(context):
+  if not llc_steps(context.config):
+    return None
+  return LocalLearningCoefficient(context.config, context.experiment, context.writer)
