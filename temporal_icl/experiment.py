@@ -20,6 +20,7 @@ from temporal_icl import heads
 from temporal_icl import model as model_lib
 from temporal_icl import schedules
 from temporal_icl import streams
+from temporal_icl import validation
 
 stream_key = streams.key
 
@@ -102,11 +103,26 @@ def init_state(exp: Experiment) -> TrainState:
 
 
 def parse_gin(config: ml_collections.ConfigDict) -> None:
-  """Parses the config's gin files (repo-relative or absolute) and bindings."""
+  """Parses the config's gin files (as given, or repo-relative) and bindings.
+
+  Raises:
+    validation.ConfigError: one sentence for a missing file or a bad binding.
+  """
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  files = [f if os.path.exists(f) else os.path.join(root, f) for f in config.gin_files]
+  files = []
+  for name in config.gin_files:
+    path = name if os.path.exists(name) else os.path.join(root, name)
+    if not os.path.exists(path):
+      raise validation.ConfigError([f"gin file {name!r} does not exist (looked in the "
+                                    f"working directory and in {root})."])
+    files.append(path)
   gin.clear_config()
-  gin.parse_config_files_and_bindings(files, list(config.gin_bindings))
+  try:
+    gin.parse_config_files_and_bindings(files, list(config.gin_bindings))
+  except (ValueError, SyntaxError, KeyError) as e:
+    first_line = str(e).strip().splitlines()[0]
+    raise validation.ConfigError([f"gin: {first_line} (bindings: "
+                                  f"{list(config.gin_bindings)})"]) from None
 
 
 def task_array(exp: Experiment, schedule_state) -> jax.Array:

@@ -9,6 +9,7 @@ TensorBoard event files in the workdir: `tensorboard --logdir=<workdir>`.
 
 import logging as std_logging
 import os
+import re
 import signal
 import sys
 
@@ -59,6 +60,45 @@ def _quiet_library_info_logs():
       lambda record: record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname)
 
 
+def _fail(message: str) -> None:
+  """A user mistake: one sentence on stderr, exit code 2, no traceback."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _unknown_field(argv, error: AttributeError) -> str:
+  """'--config.gama: the config has no field 'gama'; did you mean 'gamma'?'."""
+  text = str(error).encode().decode("unicode_escape")
+  field = re.search(r"'(\w+)'", text)
+  field = field.group(1) if field else "?"
+  flag = next((a.split("=")[0] for a in argv
+               if a.startswith("--config.") and a.split("=")[0].endswith(f".{field}")),
+              f"--config.{field}")
+  hint = re.search(r'Did you mean "([\w.]+)"', text)
+  return (f"{flag}: the config has no field {field!r}"
+          + (f"; did you mean {hint.group(1)!r}?" if hint else "."))
+
+
+def parse_flags(argv):
+  """absl's flag parser, with config mistakes reported as one sentence."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e))
+  except AttributeError as e:  # --config.<a field the config does not have>
+    _fail(_unknown_field(argv, e))
+
+
+def _load_config():
+  try:
+    config = _CONFIG.value
+    config.keys()  # a config that failed to load raises only when first used
+    return config
+  except OSError as e:  # a missing config file, or one that failed to run
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    _fail(f"--config could not be loaded: {lines[-1] if lines else e}")
+
+
 def main(argv):
   _quiet_library_info_logs()
   if len(argv) > 1:
@@ -67,11 +107,10 @@ def main(argv):
     cluster = multihost.cluster_from(_COORDINATOR.value, _NUM_PROCESSES.value,
                                      _PROCESS_ID.value, _HOST_TIMEOUT.value)
   except multihost.ClusterError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(str(e))
   if cluster:
     multihost.initialize(cluster)
-  config = _CONFIG.value
+  config = _load_config()
   with config.unlocked():
     config.gin_files = tuple(config.gin_files) + tuple(_GIN_FILES.value)
     config.gin_bindings = tuple(config.gin_bindings) + tuple(_GIN_BINDINGS.value)
@@ -79,8 +118,7 @@ def main(argv):
   try:
     state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    _fail(str(e))
   if int(state.step) < config.num_steps:  # checkpointed and stopped early
     # Exit as the signal would; a host stopped by another host's request exits
     # as if it had been sent SIGTERM itself.
@@ -94,4 +132,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -39,6 +39,7 @@ from temporal_icl import multihost
 from temporal_icl import step_specs
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
+from temporal_icl.measurements import evaluation as eval_measurement
 
 # Fields that may differ when resuming a run (everything else must match).
 RESUMABLE_CHANGES = ("num_steps", "force_restart")
@@ -133,12 +134,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       checkpoints and returns early (as on SIGTERM).  Defaults to a SIGTERM /
       SIGINT handler.
   """
+  # Every check that can fail on a user mistake runs before the workdir is touched.
   validation.validate(config, jax.device_count())
-  workdir_lib.prepare(workdir, config, RESUMABLE_CHANGES)
-  multihost.sync("workdir prepared")  # process 0 may have emptied or written it
   c = config
   experiment.parse_gin(c)
   exp = experiment.build(c)
+  eval_measurement.eval_dataset(c)  # a held-out set of the wrong K or D
+  workdir_lib.prepare(workdir, config, RESUMABLE_CHANGES)
+  multihost.sync("workdir prepared")  # process 0 may have emptied or written it
   mesh = make_mesh()
   state = jax.device_put(experiment.init_state(exp), NamedSharding(mesh, P()))
   manager = workdir_lib.checkpoint_manager(workdir)

@@ -5,6 +5,8 @@ metrics a held-out set: fresh N(0, I_D) tasks from the run's seed, or the TFDS
 set `config.eval_dataset`.  Also writes the learning rate of the step, `lr`.
 """
 
+import functools
+
 from temporal_icl import evaluation
 from temporal_icl import experiment
 from temporal_icl import step_specs
@@ -12,19 +14,27 @@ from temporal_icl import validation
 
 
 def eval_dataset(config):
-  """The TFDS held-out set of config.eval_dataset as (xs, ys), or None."""
+  """The TFDS held-out set of config.eval_dataset as (xs, ys), or None.
+
+  Raises:
+    validation.ConfigError: the set is unknown or does not match the run's K, D.
+  """
   if not config.eval_dataset:
     return None
+  return _load(config.eval_dataset, config.eval_data_dir, config.K, config.D)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(name, data_dir, K, D):
   from temporal_icl.datasets import iclr_eval  # pylint: disable=g-import-not-at-top
   try:
-    xs, ys = iclr_eval.load_eval_batch(config.eval_dataset, config.eval_data_dir or None)
+    xs, ys = iclr_eval.load_eval_batch(name, data_dir or None)
   except ValueError as e:
-    raise validation.ConfigError(
-        [f"config.eval_dataset={config.eval_dataset!r}: {e}"]) from None
-  if xs.shape[1:] != (config.K, config.D):
+    raise validation.ConfigError([f"config.eval_dataset={name!r}: {e}"]) from None
+  if xs.shape[1:] != (K, D):
     raise validation.ConfigError([
-        f"config.eval_dataset={config.eval_dataset!r} holds sequences of K={xs.shape[1]} "
-        f"pairs in D={xs.shape[2]}, but the run has K={config.K}, D={config.D}."])
+        f"config.eval_dataset={name!r} holds sequences of K={xs.shape[1]} "
+        f"pairs in D={xs.shape[2]}, but the run has K={K}, D={D}."])
   return xs, ys
 
 

@@ -186,6 +186,33 @@ def test_bad_config_exits_with_sentences_and_no_traceback(tmp_path):
   assert "Traceback" not in result.stderr
 
 
+def test_misspelt_config_field_is_one_line_with_a_hint(tmp_path):
+  result = run_main(tmp_path / "run", "--config.gama=0.1")
+  assert result.returncode == 2
+  assert result.stderr.strip().splitlines()[-1] == (
+      "error: --config.gama: the config has no field 'gama'; did you mean 'gamma'?")
+  assert "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "run")  # nothing written
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (dict(gin_bindings=("activation.nme='gelu'",)),
+     "gin: Configurable 'activation' doesn't have a parameter named 'nme'."),
+    (dict(gin_bindings=("activaton.name='gelu'",)), "gin: No configurable matching "
+     "'activaton'."),
+    (dict(gin_files=("configs/model/nope.gin",)),
+     "gin file 'configs/model/nope.gin' does not exist"),
+])
+def test_gin_mistakes_are_one_sentence_and_write_nothing(tmp_path, overrides, expected):
+  config = tiny_config.get_config()
+  config.update(overrides)
+  workdir = tmp_path / "run"
+  with pytest.raises(validation.ConfigError) as raised:
+    train.train_and_evaluate(config, str(workdir))
+  assert len(raised.value.problems) == 1 and expected in raised.value.problems[0]
+  assert not os.path.exists(workdir)  # so the corrected command is not "a different config"
+
+
 def test_batch_not_divisible_by_devices(tmp_path):
   result = run_main(tmp_path, "--config.batch_size=7", devices=2)
   assert result.returncode == 2
