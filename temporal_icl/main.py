@@ -119,6 +119,9 @@ def main(argv):
     state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
     _fail(str(e))
+  except train.Diverged as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(3)
   if int(state.step) < config.num_steps:  # checkpointed and stopped early
     # Exit as the signal would; a host stopped by another host's request exits
     # as if it had been sent SIGTERM itself.

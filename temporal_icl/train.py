@@ -84,6 +84,15 @@ def make_multi_step(exp: experiment.Experiment, mesh: Mesh) -> Callable:
   return jax.jit(mapped, donate_argnums=0)
 
 
+class Diverged(RuntimeError):
+  """The training loss or the parameters stopped being finite."""
+
+
+def _all_finite(params) -> bool:
+  return bool(jax.tree.reduce(lambda a, b: a & b,
+                              jax.tree.map(lambda x: jnp.all(jnp.isfinite(x)), params)))
+
+
 class StopRequest:
   """Turns SIGTERM / SIGINT into a request to checkpoint and exit.
 
@@ -140,8 +149,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   experiment.parse_gin(c)
   exp = experiment.build(c)
   eval_measurement.eval_dataset(c)  # a held-out set of the wrong K or D
+  if jax.process_index() == 0:
+    workdir_lib.check_not_running(workdir)  # before force_restart may empty it
   workdir_lib.prepare(workdir, config, RESUMABLE_CHANGES)
   multihost.sync("workdir prepared")  # process 0 may have emptied or written it
+  workdir_lib.lock(workdir)
+  try:
+    return _train(exp, workdir, should_stop)
+  finally:
+    workdir_lib.unlock(workdir)
+
+
+def _train(exp: experiment.Experiment, workdir: str,
+           should_stop: Optional[Callable[[int], bool]]) -> experiment.TrainState:
+  """The loop of train_and_evaluate, in a prepared and locked workdir."""
+  c = exp.config
   mesh = make_mesh()
   state = jax.device_put(experiment.init_state(exp), NamedSharding(mesh, P()))
   manager = workdir_lib.checkpoint_manager(workdir)
@@ -188,8 +210,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     progress(start)
     step = start
     for boundary in (b for b in boundaries if b > start):
+      previous = step
       state, mean_loss, last = multi_step(state, jnp.asarray(boundary - step, jnp.int32))
       step = boundary
+      if not (np.isfinite(float(mean_loss)) and _all_finite(state.params)):
+        manager.wait_until_finished()
+        good = manager.latest_step()
+        raise Diverged(
+            f"training diverged: the loss or the parameters became NaN or infinite "
+            f"between steps {previous} and {step}. Nothing after step {previous} was "
+            f"saved; the last good checkpoint is "
+            f"{'step %d' % good if good is not None else 'none (no checkpoint yet)'}. "
+            f"Lower config.learning_rate (now {c.learning_rate:g}) and rerun with "
+            f"--config.force_restart=True.")
       last_loss = float(last)
       writer.write_scalars(step, {"train_loss": float(mean_loss)})
       progress(step)

@@ -13,8 +13,10 @@ Layout of a workdir:
 import json
 import os
 import shutil
+import socket
 from typing import Any, Dict, List, Optional, Sequence
 
+from absl import logging
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
@@ -90,6 +92,50 @@ def prepare(workdir: str, config: ml_collections.ConfigDict,
     mark_unfinished(workdir)
   with open(path, "w") as f:
     f.write(config_to_json(config))
+
+
+LOCK_FILE = "RUNNING"  # "<hostname> <pid>" of the process training in the workdir
+
+
+def _pid_alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def check_not_running(workdir: str) -> None:
+  """Raises ResumeError if a live process holds the workdir's lock; clears a stale one."""
+  path = os.path.join(workdir, LOCK_FILE)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    host, _, pid = f.read().strip().partition(" ")
+  if host != socket.gethostname():
+    raise ResumeError(
+        f"{workdir} is locked by a process on host {host!r} (pid {pid}); if no run is "
+        f"using it any more, delete {path} and rerun.")
+  if pid.isdigit() and _pid_alive(int(pid)) and int(pid) != os.getpid():
+    raise ResumeError(f"{workdir} is in use by another run (pid {pid} on this host); "
+                      "wait for it to finish or stop it first.")
+  logging.warning("Removing the stale lock %s (pid %s is gone).", path, pid)
+  os.remove(path)
+
+
+def lock(workdir: str) -> None:
+  """Marks the workdir as used by this process (process 0 only)."""
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, LOCK_FILE), "w") as f:
+      f.write(f"{socket.gethostname()} {os.getpid()}\n")
+
+
+def unlock(workdir: str) -> None:
+  path = os.path.join(workdir, LOCK_FILE)
+  if jax.process_index() == 0 and os.path.exists(path):
+    os.remove(path)
 
 
 def is_finished(workdir: str) -> bool:

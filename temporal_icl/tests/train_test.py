@@ -213,6 +213,37 @@ def test_gin_mistakes_are_one_sentence_and_write_nothing(tmp_path, overrides, ex
   assert not os.path.exists(workdir)  # so the corrected command is not "a different config"
 
 
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = tiny_config.get_config()
+  config.learning_rate, config.lr_warmup = 1e9, False  # Adam steps of 1e9: overflow
+  with pytest.raises(train.Diverged, match=r"between steps \d+ and \d+") as raised:
+    train.train_and_evaluate(config, str(tmp_path))
+  saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+  first_bad = int(str(raised.value).split("between steps ")[1].split(" and ")[0])
+  assert all(s <= first_bad for s in saved)
+  assert not os.path.exists(tmp_path / "FINISHED")
+
+
+def test_a_second_run_on_a_live_workdir_is_refused_and_a_stale_lock_cleared(tmp_path):
+  import socket  # pylint: disable=g-import-not-at-top
+  from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  config = tiny_config.get_config()
+  lock = tmp_path / workdir_lib.LOCK_FILE
+  tmp_path.mkdir(exist_ok=True)
+  other = subprocess.Popen(["sleep", "60"])  # a live process holding the lock
+  try:
+    lock.write_text(f"{socket.gethostname()} {other.pid}\n")
+    with pytest.raises(workdir_lib.ResumeError, match=f"in use by another run \\(pid {other.pid}"):
+      train.train_and_evaluate(config, str(tmp_path))
+    assert not os.path.exists(tmp_path / "checkpoints")
+  finally:
+    other.kill()
+    other.wait()
+  # Its process is gone: the lock is stale, so the run goes ahead and unlocks at the end.
+  train.train_and_evaluate(config, str(tmp_path))
+  assert os.path.exists(tmp_path / "FINISHED") and not lock.exists()
+
+
 def test_batch_not_divisible_by_devices(tmp_path):
   result = run_main(tmp_path, "--config.batch_size=7", devices=2)
   assert result.returncode == 2
