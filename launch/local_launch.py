@@ -58,9 +58,23 @@ class Job:
     if code is None:
       return False
     self.ended = time.time()
-    self.status = {0: "done", 128 + signal.SIGTERM: "stopped",
-                   128 + signal.SIGINT: "stopped"}.get(code, f"FAILED (exit {code})")
+    self.status = status_of(code)
     return True
+
+  def finished(self) -> bool:
+    return workdir_lib.is_finished(self.workdir)
+
+
+def status_of(code: int) -> str:
+  """A child's exit code in words.  A child stopped before it could install its
+  handlers (still importing) dies of the signal itself: code −15 or −2."""
+  if code == 0:
+    return "done"
+  if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+    return "stopped"
+  if code in (-signal.SIGTERM, -signal.SIGINT):
+    return "stopped (while starting)"
+  return f"FAILED (exit {code})"
 
   def progress(self) -> str:
     """'3300/8192 ETA 2m' from the child's last progress line."""
@@ -89,22 +103,28 @@ def print_table(jobs: List[Job], started: float):
 
 
 def summary(jobs: List[Job], root: str):
+  """Final Δ_PT per run; unfinished runs are marked, and left out of the figure."""
   from temporal_icl import plots  # pylint: disable=g-import-not-at-top
-  print(f"\n{'run':40s} {'status':16s} {'train Δ_dMMSE':>14s} {'train Δ_Ridge':>14s} "
+  print(f"\n{'run':40s} {'status':24s} {'train Δ_dMMSE':>14s} {'train Δ_Ridge':>14s} "
         f"{'test Δ_dMMSE':>13s} {'test Δ_Ridge':>13s}")
   for job in jobs:
     train = plots.final_metrics(job.workdir, "train") if os.path.isdir(job.workdir) else None
     test = plots.final_metrics(job.workdir, "test") if train else None
+    status = job.status if job.finished() else f"{job.status}, UNFINISHED"
     cells = (f"{train['dmmse']:14.4g} {train['ridge']:14.4g} {test['dmmse']:13.4g} "
              f"{test['ridge']:13.4g}" if train and test else "")
-    print(f"{job.name:40s} {job.status:16s} {cells}")
+    if cells and not job.finished():
+      cells += f"  (at step {train['step']})"
+    print(f"{job.name:40s} {status:24s} {cells}")
   for job in jobs:
     if job.status.startswith("FAILED"):
       print(f"{job.name} failed; its log: {job.log_path}")
-  path = plots.plot_phase_diagram([j.workdir for j in jobs if os.path.isdir(j.workdir)],
-                                  os.path.join(root, "phase.png"))
+  finished = [j.workdir for j in jobs if j.finished()]
+  path = plots.plot_phase_diagram(finished, os.path.join(root, "phase.png"))
   if path:
-    print(f"Phase diagram: {path}")
+    left_out = len(jobs) - len(finished)
+    print(f"Phase diagram: {path}" + (f" ({left_out} unfinished runs left out)"
+                                      if left_out else ""))
 
 
 def run_sweep(jobs: List[Job], parallel: int, extra_args: List[str],
@@ -150,8 +170,8 @@ def run_sweep(jobs: List[Job], parallel: int, extra_args: List[str],
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file with a get_sweep().")
 _ROOT = flags.DEFINE_string("workdir_root", None, "Directory for the runs' workdirs.")
-_PARALLEL = flags.DEFINE_integer("parallel", None,
-                                 "Concurrent runs (default: local devices, or cores).")
+_PARALLEL = flags.DEFINE_integer(
+    "parallel", None, "Concurrent runs (default, or -1: local accelerators, or cores).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
 _ONLY = flags.DEFINE_string("only", "", "Run only the points whose name contains this.")
 _EXTRA = flags.DEFINE_multi_string("extra", [], "Extra flags for every run.")
@@ -171,8 +191,18 @@ def main(argv):
   std_logging.getLogger("tensorboard").setLevel(std_logging.WARNING)  # chatty reader
   if not (_CONFIG.value and _ROOT.value):
     raise app.UsageError("--config and --workdir_root are required.")
+  parallel = _PARALLEL.value
+  if parallel is not None and parallel == 0 or (parallel or 0) < -1:
+    print(f"error: --parallel={parallel} must be a number of runs >= 1, or -1 for one "
+          "per core.", file=sys.stderr)
+    sys.exit(2)
+  # Children run from the repository root: resolve the caller's paths first.
+  config_path, root = os.path.abspath(_CONFIG.value), os.path.abspath(_ROOT.value)
+  if not os.path.exists(config_path):
+    print(f"error: --config={_CONFIG.value}: no such file.", file=sys.stderr)
+    sys.exit(2)
   try:
-    specs = sweeps.commands(_CONFIG.value, _ROOT.value)
+    specs = sweeps.commands(config_path, root)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -183,11 +213,11 @@ def main(argv):
     print(f"{len(specs)} runs")
     return
   jobs = [Job(s) for s in specs]
-  parallel = _PARALLEL.value or default_parallel()
+  parallel = default_parallel() if parallel in (None, -1) else parallel
   print(f"{len(jobs)} runs ({sum(j.status == 'queued' for j in jobs)} to do), "
         f"{parallel} at a time; logs in <workdir>/launch.log")
   finished = run_sweep(jobs, parallel, _EXTRA.value, _REPORT_EVERY.value)
-  summary(jobs, _ROOT.value)
+  summary(jobs, root)
   if not finished:
     print("Stopped; rerun the same command to continue.")
     sys.exit(130)

@@ -95,6 +95,36 @@ def test_local_launcher_runs_skips_and_summarises(tmp_path):
   assert "2 runs (0 to do)" in again.stdout  # finished runs are skipped
 
 
+def test_local_launcher_resolves_paths_from_any_directory_and_checks_parallel(tmp_path):
+  elsewhere = tmp_path / "elsewhere"
+  elsewhere.mkdir()
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  script = os.path.join(REPO, "launch", "local_launch.py")
+  config = os.path.relpath(os.path.join(REPO, TINY), elsewhere)
+  dry = subprocess.run([sys.executable, script, f"--config={config}", "--workdir_root=runs",
+                        "--dry_run"], cwd=elsewhere, env=env, capture_output=True,
+                       text=True, timeout=120)
+  assert dry.returncode == 0, dry.stderr[-2000:]
+  assert f"--workdir={elsewhere}/runs/gamma0-seed0" in dry.stdout
+  assert f"--config={os.path.join(REPO, TINY)}" in dry.stdout
+  for bad in ("0", "-3"):
+    result = subprocess.run([sys.executable, script, f"--config={config}",
+                             "--workdir_root=runs", f"--parallel={bad}"], cwd=elsewhere,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: --parallel={bad} must be a number of runs "
+                                      ">= 1, or -1 for one per core.")
+
+
+def test_launcher_names_exit_codes_truthfully():
+  sys.path.insert(0, os.path.join(REPO, "launch"))
+  import local_launch  # pylint: disable=g-import-not-at-top
+  assert local_launch.status_of(0) == "done"
+  assert local_launch.status_of(143) == local_launch.status_of(130) == "stopped"
+  assert local_launch.status_of(-15) == "stopped (while starting)"
+  assert local_launch.status_of(1) == "FAILED (exit 1)"
+
+
 @pytest.mark.slow
 def test_xm_launch_runs_the_sweep_on_the_local_executor(tmp_path):
   pytest.importorskip("xmanager", reason="the optional '.[launch]' extra")
