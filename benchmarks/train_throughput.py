@@ -63,7 +63,7 @@ def steps_per_sec(config, num_steps: int, with_eval: bool) -> float:
     done = 0
     while done < steps:
       n = min(chunk, steps - done)
-      state, _, _ = multi_step(state, jnp.asarray(n, jnp.int32))
+      state, _, _ = multi_step(state, jnp.asarray(n, jnp.int32), jnp.zeros(()))
       done += n
       if with_eval:
         xs, ys = experiment.training_batch(exp, state.schedule, done)

@@ -49,6 +49,10 @@ _NUM_PROCESSES = flags.DEFINE_integer(
 _PROCESS_ID = flags.DEFINE_integer(
     "process_id", _env_int("JAX_PROCESS_ID"),
     "This process's index, 0 … num_processes-1 (default: $JAX_PROCESS_ID).")
+_MAX_CHUNK_SECONDS = flags.DEFINE_float(
+    "max_chunk_seconds", 10.0,
+    "Longest single device call; bounds how long SIGTERM / Ctrl-C waits (results do "
+    "not depend on it).")
 _HOST_TIMEOUT = flags.DEFINE_integer(
     "host_timeout", 100,
     "Seconds a host may be silent before every process stops with an error.")
@@ -116,7 +120,8 @@ def main(argv):
     config.gin_bindings = tuple(config.gin_bindings) + tuple(_GIN_BINDINGS.value)
   stop = train.StopRequest().install()
   try:
-    state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop)
+    state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop,
+                                     max_chunk_seconds=_MAX_CHUNK_SECONDS.value)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
     _fail(str(e))
   except train.Diverged as e:

@@ -77,3 +77,10 @@ def sync(name: str) -> None:
   """Waits until every process reaches the point called `name` (no-op alone)."""
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(name)
+
+
+def min_over_processes(value: int) -> int:
+  """The smallest of every process's `value` (a collective; `value` alone)."""
+  if jax.process_count() == 1:
+    return int(value)
+  return int(np.min(multihost_utils.process_allgather(np.asarray(value, np.int64))))

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import threading
+import time
 from typing import Callable, Optional
 
 from absl import logging
@@ -50,9 +51,11 @@ def make_mesh() -> Mesh:
 
 
 def make_multi_step(exp: experiment.Experiment, mesh: Mesh) -> Callable:
-  """Returns f(state, num_steps) -> (state, mean loss, last loss), jitted once.
+  """Returns f(state, num_steps, loss_sum) -> (state, loss_sum, last loss), jitted once.
 
-  Runs `num_steps` (a traced int) training steps data-parallel over `mesh`.
+  Runs `num_steps` (a traced int) training steps data-parallel over `mesh`,
+  adding each step's loss to `loss_sum` (float32 []), so that several calls sum
+  exactly as one call would.
   """
   c = exp.config
   local_batch = c.batch_size // mesh.size
@@ -70,16 +73,15 @@ def make_multi_step(exp: experiment.Experiment, mesh: Mesh) -> Callable:
     params = optax.apply_updates(state.params, updates)
     return experiment.TrainState(state.step + 1, params, opt_state, sched), loss
 
-  def per_device(state, num_steps):
+  def per_device(state, num_steps, loss_sum):
     def body(_, carry):
       state, total, _ = carry
       state, loss = one_step(state)
       return state, total + loss, loss
     zero = jnp.zeros((), jnp.float32)
-    state, total, last = lax.fori_loop(0, num_steps, body, (state, zero, zero))
-    return state, total / jnp.maximum(num_steps, 1), last
+    return lax.fori_loop(0, num_steps, body, (state, loss_sum, zero))
 
-  mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P()),
+  mapped = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(), P()),
                          out_specs=(P(), P(), P()))
   return jax.jit(mapped, donate_argnums=0)
 
@@ -132,8 +134,8 @@ def _write_run_description(writer, workdir: str, config) -> None:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       should_stop: Optional[Callable[[int], bool]] = None
-                       ) -> experiment.TrainState:
+                       should_stop: Optional[Callable[[int], bool]] = None,
+                       max_chunk_seconds: float = 10.0) -> experiment.TrainState:
   """Trains (or resumes) the run of `config` in `workdir`; returns the final state.
 
   Args:
@@ -142,6 +144,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     should_stop: called after each chunk with the step reached; returning True
       checkpoints and returns early (as on SIGTERM).  Defaults to a SIGTERM /
       SIGINT handler.
+    max_chunk_seconds: the longest a single device call may run (measured speed
+      sets its step count), which bounds how long a stop request waits.
   """
   # Every check that can fail on a user mistake runs before the workdir is touched.
   validation.validate(config, jax.device_count())
@@ -155,13 +159,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   multihost.sync("workdir prepared")  # process 0 may have emptied or written it
   workdir_lib.lock(workdir)
   try:
-    return _train(exp, workdir, should_stop)
+    return _train(exp, workdir, should_stop, max_chunk_seconds)
   finally:
     workdir_lib.unlock(workdir)
 
 
 def _train(exp: experiment.Experiment, workdir: str,
-           should_stop: Optional[Callable[[int], bool]]) -> experiment.TrainState:
+           should_stop: Optional[Callable[[int], bool]],
+           max_chunk_seconds: float) -> experiment.TrainState:
   """The loop of train_and_evaluate, in a prepared and locked workdir."""
   c = exp.config
   mesh = make_mesh()
@@ -209,22 +214,28 @@ def _train(exp: experiment.Experiment, workdir: str,
         action(0, state=state, last_loss=None)
     progress(start)
     step = start
+    sizer = ChunkSizer(max_chunk_seconds)
     for boundary in (b for b in boundaries if b > start):
-      previous = step
-      state, mean_loss, last = multi_step(state, jnp.asarray(boundary - step, jnp.int32))
-      step = boundary
-      if not (np.isfinite(float(mean_loss)) and _all_finite(state.params)):
-        manager.wait_until_finished()
-        good = manager.latest_step()
-        raise Diverged(
-            f"training diverged: the loss or the parameters became NaN or infinite "
-            f"between steps {previous} and {step}. Nothing after step {previous} was "
-            f"saved; the last good checkpoint is "
-            f"{'step %d' % good if good is not None else 'none (no checkpoint yet)'}. "
-            f"Lower config.learning_rate (now {c.learning_rate:g}) and rerun with "
-            f"--config.force_restart=True.")
+      # Run to the next boundary in chunks of at most ~max_chunk_seconds, so that a
+      # stop request is answered quickly; chunking never changes the trajectory.
+      interval_start, loss_sum = step, jnp.zeros((), jnp.float32)
+      while step < boundary:
+        n = min(boundary - step, sizer.steps)
+        started = time.perf_counter()
+        state, loss_sum, last = multi_step(state, jnp.asarray(n, jnp.int32), loss_sum)
+        finite = np.isfinite(float(loss_sum))  # float() waits for the chunk
+        sizer.observe(n, time.perf_counter() - started)
+        step += n
+        if not (finite and _all_finite(state.params)):
+          manager.wait_until_finished()
+          raise Diverged(_divergence_message(step - n, step, manager.latest_step(), c))
+        if step < boundary:
+          progress(step)
+          if multihost.any_process(should_stop(step)):
+            return _stop(step, state, checkpoint, manager, T)
       last_loss = float(last)
-      writer.write_scalars(step, {"train_loss": float(mean_loss)})
+      mean = float(loss_sum / jnp.float32(step - interval_start))
+      writer.write_scalars(step, {"train_loss": mean})
       progress(step)
       for action in actions:
         action(step, state=state, last_loss=last_loss)
@@ -232,11 +243,7 @@ def _train(exp: experiment.Experiment, workdir: str,
         checkpoint(step, state)
       # Every host must agree, or one would enter the collective checkpoint alone.
       if step < T and multihost.any_process(should_stop(step)):
-        checkpoint(step, state)
-        manager.wait_until_finished()
-        logging.warning("Stopped at step %d of %d; rerun the same command to resume.",
-                        step, T)
-        return state
+        return _stop(step, state, checkpoint, manager, T)
     manager.wait_until_finished()
     for m in measurements:
       if hasattr(m, "close"):
@@ -245,6 +252,41 @@ def _train(exp: experiment.Experiment, workdir: str,
   if not c.keep_final_checkpoint:
     workdir_lib.remove_checkpoints(manager, workdir)
   return state
+
+
+def _stop(step, state, checkpoint, manager, T):
+  checkpoint(step, state)
+  manager.wait_until_finished()
+  logging.warning("Stopped at step %d of %d; rerun the same command to resume.", step, T)
+  return state
+
+
+def _divergence_message(first, last, good, config) -> str:
+  saved = "none (no checkpoint yet)" if good is None else f"step {good}"
+  return (f"training diverged: the loss or the parameters became NaN or infinite "
+          f"between steps {first} and {last}. Nothing after step {first} was saved; "
+          f"the last good checkpoint is {saved}. Lower config.learning_rate (now "
+          f"{config.learning_rate:g}) and rerun with --config.force_restart=True.")
+
+
+class ChunkSizer:
+  """How many steps the next device call may run so that it lasts ≲ max_seconds.
+
+  The first call (which compiles) runs a few steps and is not timed.  Processes
+  agree on the size (the smallest), so they check for stop requests together.
+  """
+  FIRST = 16
+
+  def __init__(self, max_seconds: float):
+    self.max_seconds = max_seconds
+    self.steps = self.FIRST
+    self._calls = 0
+
+  def observe(self, steps: int, seconds: float) -> None:
+    self._calls += 1
+    if self._calls > 1:
+      proposal = max(1, int(self.max_seconds * steps / max(seconds, 1e-9)))
+      self.steps = multihost.min_over_processes(min(proposal, 2**30))
 
 
 def _timed(measurement, progress):

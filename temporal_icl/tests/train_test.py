@@ -138,6 +138,57 @@ def test_sigterm_checkpoints_and_exits_143(tmp_path):
   assert not os.path.exists(tmp_path / "FINISHED")
 
 
+def test_sigterm_mid_chunk_is_answered_within_the_chunk_cap(tmp_path):
+  # One boundary at the end of 10^6 steps: without the cap, the first device call
+  # would run all of them (many minutes) before the stop request is seen.
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  child = subprocess.Popen(
+      [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
+       f"--workdir={tmp_path}", "--config.num_steps=1000000",
+       "--config.eval_every=1000000", "--config.checkpoint_every=1000000",
+       "--max_chunk_seconds=0.5"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while not any(f.startswith("events") for f in os.listdir(tmp_path)):
+    assert time.time() < deadline and child.poll() is None, child.communicate()[1][-2000:]
+    time.sleep(0.2)
+  time.sleep(3)  # past the compile, into the capped chunks
+  sent = time.time()
+  child.send_signal(signal.SIGTERM)
+  _, stderr = child.communicate(timeout=120)
+  latency = time.time() - sent
+  assert child.returncode == 143, stderr[-2000:]
+  # The cap (0.5 s) plus saving a checkpoint and shutting down.
+  assert latency < 10, f"the stop took {latency:.1f} s"
+  saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+  assert len(saved) == 1 and 0 < saved[0] < 1000000
+
+
+def test_chunking_is_invisible(whole_run, tmp_path):
+  whole, whole_dir = whole_run
+  config = tiny_config.get_config()
+  # A cap this small makes every device call after the first run a single step.
+  chunked = train.train_and_evaluate(config, str(tmp_path), max_chunk_seconds=1e-9)
+  for a, b in zip(leaves(whole), leaves(chunked)):
+    np.testing.assert_array_equal(a, b)
+  assert science_history(tmp_path) == science_history(whole_dir)
+  losses = [export.scalar_array(export.read_scalars(str(d))["train_loss"])
+            for d in (whole_dir, tmp_path)]
+  for a, b in zip(*losses):
+    np.testing.assert_array_equal(a, b)  # summed on device across chunks: bit-equal
+
+
+def test_chunk_size_follows_the_measured_speed():
+  sizer = train.ChunkSizer(max_seconds=2.0)
+  assert sizer.steps == train.ChunkSizer.FIRST
+  sizer.observe(16, 30.0)  # the first call compiles: not timed
+  assert sizer.steps == train.ChunkSizer.FIRST
+  sizer.observe(16, 0.5)  # 32 steps/s -> 64 steps in 2 s
+  assert sizer.steps == 64
+  sizer.observe(64, 16.0)  # 4 steps/s -> 8 steps
+  assert sizer.steps == 8
+
+
 def test_measurements_do_not_change_the_trajectory(whole_run, tmp_path):
   config = tiny_config.get_config()
   dense, _ = whole_run
