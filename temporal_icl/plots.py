@@ -204,14 +204,18 @@ def sweep_table(workdirs: Sequence[str], split: str = "train"):
 def summary_markdown(workdirs: Sequence[str]) -> str:
   """Markdown table of final Δ_PT (mean ± std over seeds) per (M, non-stationarity).
 
-  Columns: train and test Δ_PT,dMMSE and Δ_PT,Ridge, and which predictor the
-  model is nearer on train tasks in how many seeds.
+  Columns: train and test Δ_PT,dMMSE and Δ_PT,Ridge (std with ddof = 1), which
+  predictor the model is nearer on train tasks in how many seeds, and the
+  separation ratios of each seed: train Δ_Ridge / Δ_dMMSE (> 1: nearer dMMSE) and
+  test Δ_dMMSE / Δ_Ridge (> 1: nearer ridge).
   """
   train, test = sweep_table(workdirs, "train"), sweep_table(workdirs, "test")
   lines = ["| M | non-stationarity | seeds | train Δ_dMMSE | train Δ_Ridge | "
-           "test Δ_dMMSE | test Δ_Ridge | nearer on train tasks |",
-           "|---|---|---|---|---|---|---|---|"]
-  fmt = lambda v: f"{np.mean(v):.3f} ± {np.std(v):.3f}"
+           "test Δ_dMMSE | test Δ_Ridge | nearer on train tasks | "
+           "train Δ_Ridge/Δ_dMMSE, each seed | test Δ_dMMSE/Δ_Ridge, each seed |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+  fmt = lambda v: f"{np.mean(v):.3f} ± {(np.std(v, ddof=1) if len(v) > 1 else 0.0):.3f}"
+  ratios = lambda a, b: " · ".join(f"{x / y:.1f}" for x, y in zip(a, b))
   order = sorted(train, key=lambda label: (label != "stationary", label))
   for label in order:
     for M in sorted(train[label], key=_m_position):
@@ -221,7 +225,8 @@ def summary_markdown(workdirs: Sequence[str]) -> str:
       nearer = (f"ridge {ridge_wins}/{len(tr)}" if 2 * ridge_wins > len(tr)
                 else f"dMMSE {len(tr) - ridge_wins}/{len(tr)}")
       lines.append(f"| {'∞' if M == -1 else M} | {label} | {len(tr)} | {fmt(tr[:, 0])} | "
-                   f"{fmt(tr[:, 1])} | {fmt(te[:, 0])} | {fmt(te[:, 1])} | {nearer} |")
+                   f"{fmt(tr[:, 1])} | {fmt(te[:, 0])} | {fmt(te[:, 1])} | {nearer} | "
+                   f"{ratios(tr[:, 1], tr[:, 0])} | {ratios(te[:, 0], te[:, 1])} |")
   return "\n".join(lines)
 
 
@@ -245,7 +250,7 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
     columns = (lambda v: v[:, 0], lambda v: v[:, 1], lambda v: v[:, 0] - v[:, 1])
     for ax, column in zip(axes, columns):
       mean = [column(v).mean() for v in values]
-      std = [column(v).std() for v in values]
+      std = [column(v).std(ddof=1) if len(v) > 1 else 0.0 for v in values]
       ax.errorbar(xs, mean, yerr=std, marker="o", ms=4, capsize=2, color=f"C{i}",
                   label=label)
   titles = ("Δ_PT,dMMSE (low: memorises)", "Δ_PT,Ridge (low: generalises)",

@@ -103,6 +103,8 @@ def test_sweep_summary_table_matches_the_final_metrics(analysed_runs):
     assert all(c.endswith("± 0.000") for c in cells[3:7])  # one seed: no spread
     nearer = "ridge" if train["ridge"] < train["dmmse"] else "dMMSE"
     assert cells[7] == f"{nearer} 1/1"
+    assert cells[8] == f"{train['ridge'] / train['dmmse']:.1f}"  # one seed: one ratio
+    assert cells[9] == f"{test['dmmse'] / test['ridge']:.1f}"
 
 
 def test_essential_dynamics_projects_both_runs(analysed_runs, tmp_path):
