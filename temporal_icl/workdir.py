@@ -176,9 +176,29 @@ def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> Any:
 
 
 def restore_latest(manager: ocp.CheckpointManager, like: Any) -> Optional[Any]:
-  """The latest checkpoint restored with the structure and shardings of `like`."""
-  step = manager.latest_step()
-  return None if step is None else restore(manager, step, like)
+  """The latest readable checkpoint, restored with the structure and shardings of `like`.
+
+  A damaged checkpoint (truncated or half-written files) is reported, deleted so
+  that training can save that step again, and the one before it is tried.
+
+  Raises:
+    ResumeError: checkpoints exist but none can be read.
+  """
+  steps = sorted(manager.all_steps(), reverse=True)
+  for step in steps:
+    try:
+      return restore(manager, step, like)
+    except Exception as e:  # pylint: disable=broad-except
+      reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+      logging.warning("Checkpoint %d in %s cannot be read (%s); deleting it and trying "
+                      "the one before.", step, manager.directory, reason)
+      manager.delete(step)
+  if steps:
+    raise ResumeError(
+        f"No checkpoint in {manager.directory} can be read (tried steps "
+        f"{', '.join(map(str, steps))}); rerun with --config.force_restart=True to start "
+        "over.")
+  return None
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:

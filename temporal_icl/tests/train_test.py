@@ -118,6 +118,26 @@ def test_killed_run_rewrites_steps_once(whole_run, tmp_path):
   assert science_history(part) == science_history(whole)
 
 
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(whole_run, tmp_path,
+                                                                   caplog):
+  config = tiny_config.get_config()
+  whole, whole_dir = whole_run
+  train.train_and_evaluate(config, str(tmp_path), should_stop=lambda s: s >= 24)
+  damaged = 0
+  for root, _, files in os.walk(tmp_path / "checkpoints" / "24"):
+    for name in files:
+      path = os.path.join(root, name)
+      with open(path, "r+b") as f:  # keep the first half of every file
+        f.truncate(os.path.getsize(path) // 2)
+      damaged += 1
+  assert damaged
+  resumed = train.train_and_evaluate(config, str(tmp_path))  # from step 16
+  assert "Checkpoint 24" in caplog.text and "cannot be read" in caplog.text
+  for a, b in zip(leaves(whole), leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  assert science_history(tmp_path) == science_history(whole_dir)
+
+
 def test_sigterm_checkpoints_and_exits_143(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   child = subprocess.Popen(
