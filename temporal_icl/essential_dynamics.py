@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from temporal_icl import baselines
+from temporal_icl import cli
 from temporal_icl import data
 from temporal_icl import experiment
 from temporal_icl import workdir as workdir_lib
@@ -50,12 +51,15 @@ def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
   experiment.parse_gin(config)
   exp = experiment.build(config)
   like = experiment.init_state(exp)
+  if not os.path.isdir(os.path.join(workdir, workdir_lib.TRAJECTORY_DIR)):
+    raise workdir_lib.RunDirError(
+        f"{workdir} kept no trajectory states; train it with e.g. "
+        "--config.trajectory_steps=log:32 (its few checkpoints are not a trajectory).")
   manager = workdir_lib.trajectory_manager(workdir)
-  if not manager.all_steps():
-    manager = workdir_lib.checkpoint_manager(workdir)
   steps = sorted(manager.all_steps())
-  if not steps:
-    raise ValueError(f"{workdir} has no saved states (trajectory/ or checkpoints/).")
+  if len(steps) < 2:
+    raise workdir_lib.RunDirError(f"{workdir} kept {len(steps)} trajectory state(s); "
+                                  "a trajectory needs at least 2.")
   predict = jax.jit(lambda p: exp.head.mean(exp.model.apply(p, xs, ys)).reshape(-1))
   rows, state = [], None
   for step in steps:
@@ -124,8 +128,14 @@ def main(argv):
   del argv
   FLAGS = flags.FLAGS
   if not FLAGS.workdirs:
-    raise app.UsageError("--workdirs=a,b,... is required.")
-  result = essential_dynamics(FLAGS.workdirs, FLAGS.probe_size, max(FLAGS.n_components, 2))
+    cli.fail("--workdirs=a,b,... is required.")
+  try:
+    for workdir in FLAGS.workdirs:
+      workdir_lib.require_run(workdir)
+    result = essential_dynamics(FLAGS.workdirs, FLAGS.probe_size,
+                                max(FLAGS.n_components, 2))
+  except (workdir_lib.RunDirError, ValueError) as e:
+    cli.fail(str(e))
   labels = [os.path.basename(os.path.normpath(w)) for w in FLAGS.workdirs]
   print(plot(result, labels, FLAGS.out))
   npz = os.path.splitext(FLAGS.out)[0] + ".npz"

@@ -20,6 +20,7 @@ import numpy as np
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
+from temporal_icl import cli
 from temporal_icl import workdir as workdir_lib
 
 # The metric names the reference's JSON carries (besides step / lr / timestamp).
@@ -93,6 +94,10 @@ def to_reference_json(workdir: str) -> dict:
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
+  try:
+    workdir_lib.require_run(FLAGS.workdir)
+  except workdir_lib.RunDirError as e:
+    cli.fail(str(e))
   result = to_reference_json(FLAGS.workdir)
   with open(FLAGS.out, "w") as f:
     json.dump(result, f, indent=1)

@@ -18,6 +18,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from temporal_icl import cli
 from temporal_icl import multihost
 from temporal_icl import train
 from temporal_icl import validation
@@ -64,12 +65,6 @@ def _quiet_library_info_logs():
       lambda record: record.levelno >= std_logging.WARNING or "/orbax/" not in record.pathname)
 
 
-def _fail(message: str) -> None:
-  """A user mistake: one sentence on stderr, exit code 2, no traceback."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
 def _unknown_field(argv, error: AttributeError) -> str:
   """'--config.gama: the config has no field 'gama'; did you mean 'gamma'?'."""
   text = str(error).encode().decode("unicode_escape")
@@ -88,9 +83,9 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    _fail(str(e))
+    cli.fail(str(e))
   except AttributeError as e:  # --config.<a field the config does not have>
-    _fail(_unknown_field(argv, e))
+    cli.fail(_unknown_field(argv, e))
 
 
 def _load_config():
@@ -100,7 +95,7 @@ def _load_config():
     return config
   except OSError as e:  # a missing config file, or one that failed to run
     lines = [l.strip() for l in str(e).splitlines() if l.strip()]
-    _fail(f"--config could not be loaded: {lines[-1] if lines else e}")
+    cli.fail(f"--config could not be loaded: {lines[-1] if lines else e}")
 
 
 def main(argv):
@@ -111,7 +106,7 @@ def main(argv):
     cluster = multihost.cluster_from(_COORDINATOR.value, _NUM_PROCESSES.value,
                                      _PROCESS_ID.value, _HOST_TIMEOUT.value)
   except multihost.ClusterError as e:
-    _fail(str(e))
+    cli.fail(str(e))
   if cluster:
     multihost.initialize(cluster)
   config = _load_config()
@@ -123,7 +118,7 @@ def main(argv):
     state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop,
                                      max_chunk_seconds=_MAX_CHUNK_SECONDS.value)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
-    _fail(str(e))
+    cli.fail(str(e))
   except train.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(3)

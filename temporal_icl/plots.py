@@ -30,9 +30,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from temporal_icl import cli
 from temporal_icl import export
 from temporal_icl import schedules
 from temporal_icl import snapshots as snapshots_lib
+from temporal_icl import workdir as workdir_lib
 
 _COLORS = {"model": "C0", "ridge": "C1", "dmmse": "C2"}
 
@@ -272,17 +274,28 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
 def main(argv):
   del argv
   FLAGS = flags.FLAGS
+  try:
+    for workdir in [FLAGS.workdir] if FLAGS.workdir else FLAGS.workdirs or []:
+      workdir_lib.require_run(workdir)
+  except workdir_lib.RunDirError as e:
+    cli.fail(str(e))
   if FLAGS.workdir:
     for path in plot_run(FLAGS.workdir, FLAGS.out):
       print(path)
     return
   if not (FLAGS.workdirs or FLAGS.sweep_dir):
-    raise app.UsageError("Give --workdir, --workdirs or --sweep_dir.")
+    cli.fail("give --workdir (one run), --workdirs or --sweep_dir (a sweep).")
+  if FLAGS.sweep_dir and not os.path.isdir(FLAGS.sweep_dir):
+    cli.fail(f"--sweep_dir={FLAGS.sweep_dir} does not exist.")
   runs = list(FLAGS.workdirs or []) + (find_runs(FLAGS.sweep_dir) if FLAGS.sweep_dir else [])
+  if not runs:
+    cli.fail(f"no runs (directories with config.json) under --sweep_dir={FLAGS.sweep_dir}.")
   out = FLAGS.out or os.path.join(FLAGS.sweep_dir or ".", "phase.png")
   path = plot_phase_diagram(runs, out, FLAGS.split)
-  print(path or "No run had Δ_PT summaries: nothing plotted.")
-  if path and FLAGS.markdown:
+  if not path:
+    cli.fail("no run has Δ_PT summaries yet: nothing to plot.")
+  print(path)
+  if FLAGS.markdown:
     print(summary_markdown(runs))
 
 

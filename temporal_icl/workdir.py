@@ -44,6 +44,18 @@ def config_to_json(config: ml_collections.ConfigDict) -> str:
   return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)
 
 
+class RunDirError(ValueError):
+  """A path given as a run directory is not one; the message is one sentence."""
+
+
+def require_run(workdir: str) -> None:
+  """Raises RunDirError unless `workdir` holds a run (its config.json)."""
+  if not os.path.isdir(workdir):
+    raise RunDirError(f"{workdir} does not exist.")
+  if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+    raise RunDirError(f"{workdir} is not a run directory (it has no {CONFIG_FILE}).")
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run recorded in its config.json."""
   with open(os.path.join(workdir, CONFIG_FILE)) as f:

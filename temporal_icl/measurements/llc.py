@@ -7,6 +7,8 @@ different steps differ only by the model (and by the task set, where the
 schedule moves it).
 """
 
+from absl import logging
+
 from temporal_icl import data
 from temporal_icl import experiment
 from temporal_icl import llc
@@ -41,6 +43,12 @@ class LocalLearningCoefficient:
   def measure(self, step: int, params, tasks) -> llc.LLCResult:
     key = streams.at_step(self._config.seed, "llc", step)
     result = self._estimate(params, self.dataset(tasks), key)
+    below = float(result.loss_below_init_fraction)
+    if below > 0.5:
+      logging.warning(
+          "LLC at step %d: %.0f%% of the SGLD draws fell below the starting loss, so "
+          "the parameters are not near a local minimum and this estimate is not valid "
+          "(README 'Developmental analysis').", step, 100 * below)
     self._writer.write_scalars(step, {
         "llc/mean": float(result.mean), "llc/std": float(result.std),
         "llc/loss_below_init_fraction": float(result.loss_below_init_fraction)})

@@ -1,6 +1,8 @@
 """Developmental analysis in the binary: LLC action, trajectory states, figures, ED."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from temporal_icl import snapshots
 from temporal_icl import step_specs
 from temporal_icl import train
 from temporal_icl import validation
+from temporal_icl import workdir as workdir_lib
+from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
 
 
@@ -139,3 +143,64 @@ def test_joint_pca_recovers_a_planted_plane():
 def test_prior_heat_map_reads_snapshots(analysed_runs):
   snaps = snapshots.load(os.path.join(analysed_runs[0], snapshots.FILENAME))
   assert snaps["pr"].shape[1:] == (32, 2) and snaps["steps"][-1] == 48
+
+
+def _cli(module, *args):
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", f"temporal_icl.{module}", *args],
+                        cwd=binary.REPO, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("export", ["--workdir={tmp}", "--out={tmp}/x.json"],
+     "{tmp} is not a run directory (it has no config.json)."),
+    ("plots", ["--sweep_dir={tmp}"], "no runs (directories with config.json) under "
+     "--sweep_dir={tmp}."),
+    ("essential_dynamics", ["--workdirs={missing}"], "{missing} does not exist."),
+])
+def test_readers_refuse_what_is_not_a_run_in_one_sentence(tmp_path, module, args, message):
+  fill = lambda s: s.format(missing=tmp_path / "missing", tmp=tmp_path)
+  result = _cli(module, *map(fill, args))
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stderr.strip().splitlines()[-1] == "error: " + fill(message)
+  assert not os.path.exists(tmp_path / "missing")  # nothing created
+
+
+def test_a_run_directory_is_recognised(analysed_runs, tmp_path):
+  workdir_lib.require_run(analysed_runs[0])
+  with pytest.raises(workdir_lib.RunDirError, match="does not exist"):
+    workdir_lib.require_run(str(tmp_path / "missing"))
+  with pytest.raises(workdir_lib.RunDirError, match="has no config.json"):
+    workdir_lib.require_run(str(tmp_path))
+
+
+def test_essential_dynamics_refuses_a_run_without_trajectory(analysed_runs, tmp_path):
+  c = tiny_config.get_config()
+  plain = str(tmp_path / "plain")
+  train.train_and_evaluate(c, plain)
+  with pytest.raises(workdir_lib.RunDirError, match="kept no trajectory states"):
+    essential_dynamics.essential_dynamics([analysed_runs[0], plain], probe_size=8)
+
+
+@pytest.mark.parametrize("epsilon, localization", [(1e-3, 1.0), (1e-4, 100.0)])
+def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, localization):
+  from temporal_icl import experiment  # pylint: disable=g-import-not-at-top
+  from temporal_icl.measurements import llc as llc_measurement  # pylint: disable=g-import-not-at-top
+  c = tiny_config.get_config()
+  c.llc.num_draws, c.llc.num_chains, c.llc.dataset_size, c.llc.batch_size = 20, 2, 64, 16
+  c.llc.epsilon, c.llc.gamma = epsilon, localization
+  experiment.parse_gin(c)
+  exp = experiment.build(c)
+  state = experiment.init_state(exp)
+
+  class NoWriter:
+    def write_scalars(self, *_):
+      pass
+
+  result = llc_measurement.LocalLearningCoefficient(c, exp, NoWriter()).measure(
+      0, state.params, experiment.task_array(exp, state.schedule))
+  # With these seeds: 55% of draws below the start (warned), then 47.5% (not).
+  warned = "not near a local minimum" in caplog.text
+  assert warned == (float(result.loss_below_init_fraction) > 0.5)
+  assert warned == (epsilon == 1e-3)
