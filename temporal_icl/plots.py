@@ -52,29 +52,51 @@ def _finish(fig, path):
   return path
 
 
-def _positive_log_axes(ax):
-  ax.set_xscale("symlog", linthresh=1)
+def _step_axis(ax, steps):
+  """Log-like step axis whose linear part covers only [0, first positive step]."""
+  positive = [s for s in np.asarray(steps).tolist() if s > 0]
+  ax.set_xscale("symlog", linthresh=min(positive) if positive else 1, linscale=0.3)
+
+
+def _positive_log_axes(ax, steps):
+  _step_axis(ax, steps)
   ax.set_yscale("log")
 
 
-def plot_losses(scalars, path) -> Optional[str]:
+def run_title(config: Optional[Dict]) -> str:
+  """'M=8, γ=0.01: ' for a figure title ('' without a config)."""
+  if not config:
+    return ""
+  M = "∞" if config["M"] == -1 else config["M"]
+  return f"M={M}, {schedules.label(config)}: "
+
+
+def plot_losses(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   if "train_error_model" not in scalars:
     return None
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+  nll = bool(config) and config.get("head", "point") != "point"
   for ax, split in zip(axes, ("train", "test")):
     for who in ("model", "ridge", "dmmse"):
       s = _series(scalars, f"{split}_error_{who}")
       if s is not None:
         ax.plot(*s, label=who, color=_COLORS[who], lw=1.5 if who == "model" else 1)
+    _positive_log_axes(ax, _series(scalars, f"{split}_error_model")[0])
     if split == "train" and "train_loss" in scalars:
-      ax.plot(*_series(scalars, "train_loss"), label="training loss", color="0.6", lw=0.8)
-    _positive_log_axes(ax)
-    ax.set(title=f"{split} batch", xlabel="step", ylabel="mean squared error")
+      # The training loss is an MSE only for the point head; an NLL gets its own axis.
+      target = ax.twinx() if nll else ax
+      target.plot(*_series(scalars, "train_loss"), label="training loss", color="0.6",
+                  lw=0.8)
+      if nll:
+        target.set_ylabel("training loss (NLL)", color="0.4")
+        target.legend(fontsize=8, loc="lower left")
+    ax.set(title=f"{run_title(config)}{split} batch", xlabel="step",
+           ylabel="mean squared error")
     ax.legend(fontsize=8)
   return _finish(fig, path)
 
 
-def plot_deltas(scalars, path) -> Optional[str]:
+def plot_deltas(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   if "train_delta_dmmse" not in scalars:
     return None
   fig, ax = plt.subplots(figsize=(6, 4))
@@ -84,14 +106,14 @@ def plot_deltas(scalars, path) -> Optional[str]:
       if s is not None:
         label = f"Δ_PT,{'dMMSE' if who == 'dmmse' else 'Ridge'} ({split})"
         ax.plot(*s, style, color=_COLORS[who], label=label)
-  _positive_log_axes(ax)
+  _positive_log_axes(ax, _series(scalars, "train_delta_dmmse")[0])
   ax.set(xlabel="step", ylabel="Δ_PT (per dimension)",
-         title="distance to each Bayes predictor")
+         title=f"{run_title(config)}distance to each Bayes predictor")
   ax.legend(fontsize=8)
   return _finish(fig, path)
 
 
-def plot_energy(scalars, path) -> Optional[str]:
+def plot_energy(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   if "energy_dist/prior/ridge" not in scalars:
     return None
   fig, ax = plt.subplots(figsize=(6, 4))
@@ -100,13 +122,13 @@ def plot_energy(scalars, path) -> Optional[str]:
     s = _series(scalars, f"energy_dist/prior/{who}")
     if s is not None:
       ax.plot(*s, "o-", ms=3, color=_COLORS[who], label=label)
-  ax.set_xscale("symlog", linthresh=1)
-  ax.set(xlabel="step", ylabel="energy distance", title="implicit prior")
+  _step_axis(ax, _series(scalars, "energy_dist/prior/ridge")[0])
+  ax.set(xlabel="step", ylabel="energy distance", title=f"{run_title(config)}implicit prior")
   ax.legend(fontsize=8)
   return _finish(fig, path)
 
 
-def plot_llc(scalars, path) -> Optional[str]:
+def plot_llc(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   if "llc/mean" not in scalars:
     return None
   steps, mean = _series(scalars, "llc/mean")
@@ -115,8 +137,9 @@ def plot_llc(scalars, path) -> Optional[str]:
   if "llc/std" in scalars:
     _, std = _series(scalars, "llc/std")
     ax.fill_between(steps, mean - std, mean + std, color="C3", alpha=0.25, label="± std")
-  ax.set_xscale("symlog", linthresh=1)
-  ax.set(xlabel="step", ylabel="local learning coefficient", title="LLC over training")
+  _step_axis(ax, steps)
+  ax.set(xlabel="step", ylabel="local learning coefficient",
+         title=f"{run_title(config)}LLC over training")
   ax.legend(fontsize=8)
   return _finish(fig, path)
 
@@ -155,10 +178,15 @@ def plot_run(workdir: str, out_dir: Optional[str] = None) -> List[str]:
   out_dir = out_dir or os.path.join(workdir, "plots")
   os.makedirs(out_dir, exist_ok=True)
   scalars = export.read_scalars(workdir)
-  made = [plot_losses(scalars, os.path.join(out_dir, "losses.png")),
-          plot_deltas(scalars, os.path.join(out_dir, "deltas.png")),
-          plot_energy(scalars, os.path.join(out_dir, "energy.png")),
-          plot_llc(scalars, os.path.join(out_dir, "llc.png")),
+  config_path = os.path.join(workdir, "config.json")
+  config = None
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      config = json.load(f)
+  made = [plot_losses(scalars, os.path.join(out_dir, "losses.png"), config),
+          plot_deltas(scalars, os.path.join(out_dir, "deltas.png"), config),
+          plot_energy(scalars, os.path.join(out_dir, "energy.png"), config),
+          plot_llc(scalars, os.path.join(out_dir, "llc.png"), config),
           plot_prior(os.path.join(workdir, snapshots_lib.FILENAME),
                      os.path.join(out_dir, "prior.png"))]
   return [p for p in made if p]
@@ -247,7 +275,9 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
   order = sorted(table, key=lambda label: (label != "stationary", label))
   for i, label in enumerate(order):
     Ms = sorted(table[label], key=_m_position)
-    xs = [infinite_x if M == -1 else M for M in Ms]
+    # Lines share M values: offset each a little (×1.06 per line) so none hides another.
+    offset = 1.06 ** (i - (len(order) - 1) / 2)
+    xs = [(infinite_x if M == -1 else M) * offset for M in Ms]
     values = [np.asarray(table[label][M]) for M in Ms]  # [seeds, 2]
     columns = (lambda v: v[:, 0], lambda v: v[:, 1], lambda v: v[:, 0] - v[:, 1])
     for ax, column in zip(axes, columns):
