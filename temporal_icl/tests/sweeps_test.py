@@ -26,7 +26,8 @@ def test_run_names_are_readable_stable_and_unique():
   assert sweeps.run_name({"seed": 0, "M": 8, "gamma": 1e-2}) == "M8-gamma0.01-seed0"
   assert sweeps.run_name({"M": 8, "gamma": 0.01, "seed": 0}) == "M8-gamma0.01-seed0"
   for path in ("configs/mala.py", "configs/resample.py", "configs/replication.py",
-               "configs/laptop_replication.py", "configs/laptop_strength.py"):
+               "configs/laptop_replication.py", "configs/laptop_strength.py",
+               "configs/laptop_constant_lr.py"):
     sweep = sweeps.load_sweep(os.path.join(REPO, path))
     names = [sweeps.run_name(o) for o in sweep]
     assert len(set(names)) == len(names), path
@@ -45,7 +46,8 @@ def test_paper_grids():
 def test_every_sweep_point_is_a_valid_config():
   from temporal_icl import validation  # pylint: disable=g-import-not-at-top
   import importlib  # pylint: disable=g-import-not-at-top
-  for name in ("mala", "resample", "replication", "laptop_replication", "laptop_strength"):
+  for name in ("mala", "resample", "replication", "laptop_replication", "laptop_strength",
+               "laptop_constant_lr"):
     module = importlib.import_module(f"configs.{name}")
     for overrides in module.get_sweep():
       config = module.get_config()
