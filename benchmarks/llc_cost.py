@@ -60,7 +60,10 @@ def train_step_seconds(config, num_steps):
 def main(argv):
   del argv
   sizes = {"demo": demo.get_config, "paper": base.get_config}
-  print(f"device: {jax.devices()[0].platform} x{jax.device_count()}")
+  from benchmarks import train_throughput  # pylint: disable=g-import-not-at-top
+  peak = train_throughput.matmul_flops_per_sec()
+  print(f"device: {jax.devices()[0].platform} x{jax.device_count()}; float32 2048² "
+        f"matmul {peak / 1e9:.1f} GFLOP/s (same run)")
   for name in _SIZES.value:
     config = sizes[name]()
     validation.validate(config)

@@ -17,8 +17,9 @@ import jax
 import jax.numpy as jnp
 
 from configs import base
-from temporal_icl import experiment
+from benchmarks import train_throughput
 from temporal_icl import energy
+from temporal_icl import experiment
 from temporal_icl import prior
 
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "PMC rollouts per measurement.")
@@ -62,8 +63,9 @@ def main(argv):
   exp = experiment.build(config)
   params = experiment.init_state(exp).params
   S = _NUM_SAMPLES.value
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; "
-        f"{S} rollouts of K={config.K} pairs, D={config.D}, "
+  peak = train_throughput.matmul_flops_per_sec()
+  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}; float32 2048² "
+        f"matmul {peak / 1e9:.1f} GFLOP/s (same run); {S} rollouts of K={config.K} pairs, D={config.D}, "
         f"{config.model.num_blocks} blocks of width {config.model.embed_size}")
   cached = measurement_seconds(config, params, S, True, _REPEATS.value)
   full = measurement_seconds(config, params, S, False, _REPEATS.value)
