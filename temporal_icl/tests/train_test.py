@@ -210,12 +210,23 @@ def test_chunk_size_follows_the_measured_speed():
 
 
 def test_measurements_do_not_change_the_trajectory(whole_run, tmp_path):
+  # The plain run evaluates every 8 steps; this one evaluates and checkpoints only at
+  # the end but estimates the LLC (which draws its own randomness) at three steps
+  # and keeps a log-spaced trajectory of states.
+  plain, _ = whole_run
   config = tiny_config.get_config()
-  dense, _ = whole_run
   config.eval_every = 48
   config.checkpoint_every = 48
-  sparse = train.train_and_evaluate(config, str(tmp_path / "sparse"))
-  for a, b in zip(leaves(dense), leaves(sparse)):
+  config.llc_steps = "0,20,48"
+  config.llc.num_draws, config.llc.num_chains, config.llc.dataset_size = 10, 2, 32
+  config.llc.batch_size = 16
+  config.trajectory_steps = "log:5"
+  measured = train.train_and_evaluate(config, str(tmp_path / "measured"))
+  assert len(os.listdir(tmp_path / "measured" / "trajectory")) >= 5
+  llc_steps, _ = export.scalar_array(
+      export.read_scalars(str(tmp_path / "measured"))["llc/mean"])
+  assert list(llc_steps) == [0, 20, 48]
+  for a, b in zip(leaves(plain), leaves(measured)):
     np.testing.assert_array_equal(a, b)
 
 
