@@ -40,10 +40,9 @@ def chain(*sweeps: Sequence[Overrides]) -> List[Overrides]:
 
 
 def _format(value: Any) -> str:
-  if isinstance(value, bool):
-    return str(value)
+  """Exact and short: floats as Python's shortest round-trip repr (0.01, 1e-05)."""
   if isinstance(value, float):
-    return f"{value:g}"
+    return repr(value)
   return str(value)
 
 

@@ -33,6 +33,17 @@ def test_run_names_are_readable_stable_and_unique():
     assert len(set(names)) == len(names), path
 
 
+def test_close_values_get_distinct_names_and_exact_flags(tmp_path):
+  a, b = {"gamma": 0.1234567}, {"gamma": 0.1234568}
+  assert sweeps.run_name(a) != sweeps.run_name(b)
+  assert sweeps.config_flags(a) == ["--config.gamma=0.1234567"]
+  # A sweep that names one run twice is refused, not silently merged.
+  path = tmp_path / "twice.py"
+  path.write_text("def get_sweep():\n  return [{'M': 8}, {'M': 8}]\n")
+  with pytest.raises(ValueError, match=r"repeats the runs \['M8'\]"):
+    sweeps.load_sweep(str(path))
+
+
 def test_paper_grids():
   mala = sweeps.load_sweep(os.path.join(REPO, "configs/mala.py"))
   assert len(mala) == 11 * 5 * 3
