@@ -8,8 +8,11 @@ is (y_k, 0, ..., 0).  The output read at x-token 2k predicts y_k from the pairs
 before it and x_k; causal attention guarantees nothing later leaks in.
 
 Sizes come from `config.model` (ml_collections).  Structural choices are gin
-bindings of the `@gin.configurable` factories below, called inside
-`hk.transform`; `configs/model/paper.gin` binds the paper's choices.
+bindings of the `@gin.configurable` factories below; `configs/model/paper.gin`
+binds the paper's choices.  They are read once, when `make_model` or
+`make_decoder` is called, into a `Structure` that the modules hold as a field:
+nothing reads gin while tracing, so a model keeps its structure whatever gin
+holds later.
 
 Cached decoding: `make_decoder(config)` runs the same parameters one token at a
 time.  Each attention layer keeps keys and values of all T positions in a
@@ -18,7 +21,7 @@ slots <= its position, so a rollout costs O(T) per token instead of O(T²).
 """
 
 import dataclasses
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import gin
 import haiku as hk
@@ -93,6 +96,27 @@ def positional_init(num_positions: int, distribution: str = "uniform"):
                    "valid: uniform, truncated_normal.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Structure:
+  """The structural choices of the network, resolved from gin once."""
+  activation: Callable[[jax.Array], jax.Array]
+  layer_norm: str  # 'pre' | 'post'
+  positional: str  # 'learned' | 'none'
+  weight_init: Any  # a Haiku initializer for every weight matrix
+  positional_init: Any  # a Haiku initializer for the positional table
+  embedding_bias: bool
+  attention_bias: bool
+
+
+def resolve_structure(num_positions: int) -> Structure:
+  """Reads every structural gin binding now (num_positions: T of the table)."""
+  bias = biases()
+  return Structure(activation=activation(), layer_norm=layer_norm_placement(),
+                   positional=positional_embedding(), weight_init=weight_init(),
+                   positional_init=positional_init(num_positions),
+                   embedding_bias=bias["embedding"], attention_bias=bias["attention"])
+
+
 def _layer_norm(name):
   return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name=name)
 
@@ -109,13 +133,14 @@ def tokenize(xs: jax.Array, ys: jax.Array) -> jax.Array:
 class CausalSelfAttention(hk.Module):
   """Multi-head causal self-attention, over a full sequence or one cached token."""
   num_heads: int  # H
+  structure: Structure
   name: Optional[str] = None
 
   def __call__(self, h, cache=None, position=None):
     """h [B, T', E]; with a cache, the T' tokens sit at position, position + 1, …"""
     B, T, E = h.shape
     dh = E // self.num_heads
-    init, with_bias = weight_init(), biases()["attention"]
+    init, with_bias = self.structure.weight_init, self.structure.attention_bias
     project = lambda n: hk.Linear(E, with_bias=with_bias, w_init=init, name=n)(h).reshape(
         B, T, self.num_heads, dh)
     q, k, v = project("query"), project("key"), project("value")  # [B, T', H, Dh]
@@ -140,15 +165,17 @@ class Block(hk.Module):
   """One transformer block: attention then MLP, each with a residual."""
   num_heads: int  # H
   mlp_size: int  # hidden units of the MLP
+  structure: Structure
   name: Optional[str] = None
 
   def __call__(self, h, cache=None, position=None):
     E = h.shape[-1]
-    pre = layer_norm_placement() == "pre"
-    attention = CausalSelfAttention(self.num_heads, name="attention")
-    mlp = hk.Sequential([hk.Linear(self.mlp_size, w_init=weight_init(), name="hidden"),
-                         activation(),
-                         hk.Linear(E, w_init=weight_init(), name="output")], name="mlp")
+    s = self.structure
+    pre = s.layer_norm == "pre"
+    attention = CausalSelfAttention(self.num_heads, s, name="attention")
+    mlp = hk.Sequential([hk.Linear(self.mlp_size, w_init=s.weight_init, name="hidden"),
+                         s.activation,
+                         hk.Linear(E, w_init=s.weight_init, name="output")], name="mlp")
     ln_attention, ln_mlp = _layer_norm("ln_attention"), _layer_norm("ln_mlp")
     if pre:
       a, cache = attention(ln_attention(h), cache, position)
@@ -168,6 +195,7 @@ class Transformer(hk.Module):
   mlp_size: int  # MLP hidden units
   max_len: int  # T, positions of the learned positional table
   num_outputs: int  # P, raw head outputs per position
+  structure: Structure
   name: Optional[str] = None
 
   def __call__(self, tokens, cache: Optional[Cache] = None, position=None):
@@ -176,11 +204,12 @@ class Transformer(hk.Module):
     Without a cache T' is the whole sequence; with one, the T' tokens continue
     the cached sequence at positions position, …, position + T' − 1.
     """
-    h = hk.Linear(self.embed_size, with_bias=biases()["embedding"], w_init=weight_init(),
+    s = self.structure
+    h = hk.Linear(self.embed_size, with_bias=s.embedding_bias, w_init=s.weight_init,
                   name="embed")(tokens)
-    if positional_embedding() == "learned":
+    if s.positional == "learned":
       table = hk.get_parameter("positions", [self.max_len, self.embed_size],
-                               init=positional_init(self.max_len))
+                               init=s.positional_init)
       if cache is None:
         h = h + table[:tokens.shape[1]]
       else:
@@ -188,28 +217,32 @@ class Transformer(hk.Module):
     new_cache = []
     for i in range(self.num_blocks):
       layer_cache = None if cache is None else cache[i]
-      h, layer_cache = Block(self.num_heads, self.mlp_size, name=f"block_{i}")(
+      h, layer_cache = Block(self.num_heads, self.mlp_size, s, name=f"block_{i}")(
           h, layer_cache, position)
       new_cache.append(layer_cache)
-    if layer_norm_placement() == "pre":
+    if s.layer_norm == "pre":
       h = _layer_norm("ln_final")(h)
-    out = hk.Linear(self.num_outputs, w_init=weight_init(), name="head")(h)
+    out = hk.Linear(self.num_outputs, w_init=s.weight_init, name="head")(h)
     return out, (None if cache is None else new_cache)
 
 
-def _transformer(config: ml_collections.ConfigDict) -> Transformer:
+def _transformer_factory(config: ml_collections.ConfigDict) -> Callable[[], Transformer]:
+  """Reads sizes and gin structure now; returns a constructor for inside hk.transform."""
   head = heads_lib.get_head(config.head, config.noise_var, config.num_components)
   m = config.model
-  return Transformer(num_blocks=m.num_blocks, num_heads=m.num_heads,
-                     embed_size=m.embed_size, mlp_size=m.mlp_size, max_len=2 * config.K,
-                     num_outputs=head.num_outputs, name="transformer")
+  structure = resolve_structure(2 * config.K)
+  return lambda: Transformer(num_blocks=m.num_blocks, num_heads=m.num_heads,
+                             embed_size=m.embed_size, mlp_size=m.mlp_size,
+                             max_len=2 * config.K, num_outputs=head.num_outputs,
+                             structure=structure, name="transformer")
 
 
 def make_model(config: ml_collections.ConfigDict) -> hk.Transformed:
   """apply(params, xs [B,K,D], ys [B,K]) -> raw head outputs at x tokens [B, K, P]."""
+  transformer = _transformer_factory(config)
 
   def forward(xs, ys):
-    out, _ = _transformer(config)(tokenize(xs, ys))
+    out, _ = transformer()(tokenize(xs, ys))
     return out[:, 0::2]  # x-token positions
 
   return hk.without_apply_rng(hk.transform(forward))
@@ -223,9 +256,11 @@ def make_decoder(config: ml_collections.ConfigDict) -> hk.Transformed:
   `make_model(config)`; `position` may be traced.
   """
 
+  transformer = _transformer_factory(config)
+
   def step(tokens, position, cache):
     chunk = tokens if tokens.ndim == 3 else tokens[:, None]
-    out, cache = _transformer(config)(chunk, cache, position)
+    out, cache = transformer()(chunk, cache, position)
     return (out if tokens.ndim == 3 else out[:, 0]), cache
 
   return hk.without_apply_rng(hk.transform(step))
