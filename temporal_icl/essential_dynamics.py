@@ -104,19 +104,26 @@ def essential_dynamics(workdirs: Sequence[str], probe_size: int = 256,
 
 
 def plot(result: Dict[str, np.ndarray], labels: Sequence[str], path: str) -> str:
-  fig, ax = plt.subplots(figsize=(6.5, 5))
+  """Each run's path on the first two PCs: its own colour and legend entry, points
+  coloured by training step (log scale, colour bar), its dMMSE as ✕, ridge as ★."""
+  fig, ax = plt.subplots(figsize=(7.5, 5))
+  all_steps = np.concatenate([result[f"run{i}/steps"] for i in range(len(labels))])
+  norm = matplotlib.colors.LogNorm(vmin=max(all_steps[all_steps > 0].min(), 1),
+                                   vmax=max(all_steps.max(), 2))
+  points = None
   for i, label in enumerate(labels):
-    p = result[f"run{i}/projection"]
-    ax.plot(p[:, 0], p[:, 1], "-", color=f"C{i}", lw=1, label=label)
-    ax.scatter(p[:, 0], p[:, 1], c=np.log1p(result[f"run{i}/steps"]), cmap="viridis",
-               s=12, zorder=3)
+    p, steps = result[f"run{i}/projection"], result[f"run{i}/steps"]
+    ax.plot(p[:, 0], p[:, 1], "-", color=f"C{i}", lw=1.2, label=label)
+    points = ax.scatter(p[:, 0], p[:, 1], c=np.maximum(steps, 1), cmap="viridis",
+                        norm=norm, s=14, zorder=3, edgecolors=f"C{i}", linewidths=0.6)
     ax.plot(*p[0, :2], "o", mfc="none", color=f"C{i}", ms=9)
     ax.plot(*result[f"run{i}/dmmse"][:2], "X", color=f"C{i}", ms=10,
-            label="dMMSE" if i == 0 else None)
+            label=f"dMMSE of {label}")
   ax.plot(*result["ridge"][:2], "*", color="k", ms=14, label="ridge")
+  fig.colorbar(points, ax=ax, label="training step")
   v = result["explained_variance"]
   ax.set(xlabel=f"PC1 ({v[0]:.0%} of variance)", ylabel=f"PC2 ({v[1]:.0%})",
-         title="essential dynamics (○ start, colour: log step)")
+         title="essential dynamics (○ start of each run)")
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
