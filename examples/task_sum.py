@@ -20,7 +20,7 @@ class TaskSum:
                                       context.config.num_steps))
 
   def __call__(self, step, state, last_loss=None, t=None):
-    tasks = experiment.task_array(self._exp, state.schedule)
+    tasks = experiment.training_tasks(self._exp, state.schedule)
     self._writer.write_scalars(step, {"tasks/sum": float(np.sum(tasks))})
 
 

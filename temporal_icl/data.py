@@ -6,15 +6,16 @@ finite task set T_M = {t_1, ..., t_M} (uniformly, with replacement) or, for
 M = ∞, fresh from N(0, I_D) for every sequence.
 
 M = ∞ is written ``M = -1`` in configs (``INFINITE_M``): ml_collections fields
-keep one type, and -1 is otherwise invalid.
+keep one type, and -1 is otherwise invalid.  Inside the code M = ∞ has one
+representation: the empty task set [0, D] (``infinite_task_set(D)``), which the
+stationary schedule holds, which `sample_sequences` reads as "a fresh N(0, I_D)
+task per sequence", and for which dMMSE is ridge.
 
 Every example is generated from its own key ``fold_in(key, i)`` where i is the
 example's index in the global batch.  A device holding examples [start, start+n)
 of a batch therefore generates exactly the examples that a single device would,
 so training data does not depend on the number of devices.
 """
-
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +26,16 @@ INFINITE_M = -1
 def is_infinite(M: int) -> bool:
   """True when M denotes the infinite (Gaussian) task distribution."""
   return M == INFINITE_M
+
+
+def infinite_task_set(D: int) -> jax.Array:
+  """The task set [0, D] that stands for M = ∞."""
+  return jnp.zeros((0, D))
+
+
+def is_infinite_set(tasks: jax.Array) -> bool:
+  """True for the empty task set, i.e. M = ∞ (a static shape check)."""
+  return tasks.shape[0] == 0
 
 
 def sample_task_set(key: jax.Array, M: int, D: int) -> jax.Array:
@@ -58,12 +69,11 @@ def _example_keys(key: jax.Array, start, count: int) -> jax.Array:
 
 def sample_sequences(
     key: jax.Array,
-    tasks: Optional[jax.Array],
+    tasks: jax.Array,
     batch_size: int,
     K: int,
     noise_var: float,
     *,
-    D: Optional[int] = None,
     start=0,
     return_tasks: bool = False,
 ):
@@ -72,12 +82,11 @@ def sample_sequences(
   Args:
     key: PRNG key for the whole (global) batch.
     tasks: the task set [M, D]; tasks are drawn uniformly with replacement.
-      ``None`` means M = ∞: each sequence gets a fresh task from N(0, I_D)
-      (then ``D`` must be given).
+      The empty set [0, D] means M = ∞: each sequence gets a fresh task from
+      N(0, I_D).
     batch_size: B, the number of sequences returned.
     K: pairs per sequence.
     noise_var: σ², the observation noise variance.
-    D: task dimension; only needed when ``tasks`` is None.
     start: index of the first returned example in the global batch (may be
       traced); devices holding a shard of the batch pass their offset.
     return_tasks: also return each sequence's task [B, D].
@@ -86,9 +95,8 @@ def sample_sequences(
     xs [B, K, D], ys [B, K] (and ts [B, D] when ``return_tasks``).
   """
   keys = _example_keys(key, start, batch_size)
-  if tasks is None:
-    if D is None:
-      raise ValueError("sample_sequences needs D when tasks is None (M = ∞).")
+  if is_infinite_set(tasks):
+    D = tasks.shape[1]
     xs, ys, ts = jax.vmap(lambda k: _gaussian_example(k, D, K, noise_var))(keys)
   else:
     xs, ys, ts = jax.vmap(lambda k: _example(k, tasks, K, noise_var))(keys)

@@ -38,7 +38,8 @@ from temporal_icl import workdir as workdir_lib
 
 def probe_set(D: int, K: int, noise_var: float, size: int, seed: int = 0):
   """The fixed probe sequences: xs [B, K, D], ys [B, K], tasks from N(0, I_D)."""
-  return data.sample_sequences(jax.random.PRNGKey(seed), None, size, K, noise_var, D=D)
+  return data.sample_sequences(jax.random.PRNGKey(seed), data.infinite_task_set(D), size,
+                               K, noise_var)
 
 
 def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
@@ -66,7 +67,7 @@ def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
     state = workdir_lib.restore(manager, step, like)
     rows.append(np.asarray(predict(state.params)))
   tasks = experiment.training_tasks(exp, state.schedule)
-  dmmse = (baselines.ridge(xs, ys, config.noise_var) if tasks is None
+  dmmse = (baselines.ridge(xs, ys, config.noise_var) if data.is_infinite_set(tasks)
            else baselines.dmmse(xs, ys, tasks, config.noise_var))
   return {"steps": np.asarray(steps), "rows": np.stack(rows),
           "dmmse": np.asarray(dmmse).reshape(-1)}

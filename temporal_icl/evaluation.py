@@ -65,7 +65,7 @@ class Evaluator:
     self._dmmse = jax.jit(lambda xs, ys, tasks: baselines.dmmse(xs, ys, tasks, nv))
     if test_batch is None:
       test_batch = data.sample_sequences(
-          test_key, None, config.eval_batch_size, config.K, nv, D=config.D)
+          test_key, data.infinite_task_set(config.D), config.eval_batch_size, config.K, nv)
     self.test_xs, self.test_ys = (jnp.asarray(a, jnp.float32) for a in test_batch)
     self._test_ridge = self._ridge(self.test_xs, self.test_ys)
     self._cached_tasks: Optional[np.ndarray] = None

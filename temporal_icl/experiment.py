@@ -77,10 +77,8 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
       lr=lr)
 
 
-def training_tasks(exp: Experiment, schedule_state):
-  """The current task set [M, D], or None for M = ∞."""
-  if data.is_infinite(exp.config.M):
-    return None
+def training_tasks(exp: Experiment, schedule_state) -> jax.Array:
+  """The current task set [M, D] ([0, D] for M = ∞)."""
   return exp.schedule.current_tasks(schedule_state)
 
 
@@ -89,8 +87,7 @@ def training_batch(exp: Experiment, schedule_state, step, *, batch_size=None, st
   c = exp.config
   key = jax.random.fold_in(stream_key(c.seed, "data"), step)
   return data.sample_sequences(key, training_tasks(exp, schedule_state),
-                               batch_size or c.batch_size, c.K, c.noise_var,
-                               D=c.D, start=start)
+                               batch_size or c.batch_size, c.K, c.noise_var, start=start)
 
 
 def init_state(exp: Experiment) -> TrainState:
@@ -124,8 +121,3 @@ def parse_gin(config: ml_collections.ConfigDict) -> None:
     raise validation.ConfigError([f"gin: {first_line} (bindings: "
                                   f"{list(config.gin_bindings)})"]) from None
 
-
-def task_array(exp: Experiment, schedule_state) -> jax.Array:
-  """The current task set [M, D]; [0, D] for M = ∞ (for measurements that store it)."""
-  tasks = training_tasks(exp, schedule_state)
-  return jnp.zeros((0, exp.config.D)) if tasks is None else tasks

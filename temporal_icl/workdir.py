@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -181,10 +182,17 @@ def trajectory_manager(workdir: str) -> ocp.CheckpointManager:
       options=ocp.CheckpointManagerOptions(max_to_keep=None, create=True))
 
 
+def _savable(tree: Any) -> Any:
+  """Orbax cannot save zero-size arrays (the [0, D] task set of M = ∞): each is
+  stored as one zero of its dtype, and restored from the `like` tree's shape."""
+  return jax.tree.map(lambda x: jnp.zeros((1,), x.dtype) if x.size == 0 else x, tree)
+
+
 def restore(manager: ocp.CheckpointManager, step: int, like: Any) -> Any:
   """The checkpoint of `step` restored with the structure and shardings of `like`."""
-  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-  return manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _savable(like))
+  restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  return jax.tree.map(lambda r, l: l if l.size == 0 else r, restored, like)
 
 
 def restore_latest(manager: ocp.CheckpointManager, like: Any) -> Optional[Any]:
@@ -215,7 +223,7 @@ def restore_latest(manager: ocp.CheckpointManager, like: Any) -> Optional[Any]:
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
   if step not in manager.all_steps():
-    manager.save(step, args=ocp.args.StandardSave(state))
+    manager.save(step, args=ocp.args.StandardSave(_savable(state)))
 
 
 def remove_checkpoints(manager: ocp.CheckpointManager, workdir: str) -> None:

@@ -5,8 +5,8 @@ y_k = t·x_k + ε_k, ε_k ~ N(0, σ²), for a task t drawn fresh from N(0, I_D)
 (the M = ∞ task distribution, i.e. the Gaussian prior that ridge regression is
 Bayes-optimal for).  The examples are exactly those of
 
-  data.sample_sequences(jax.random.PRNGKey(seed), None, size, K, noise_var,
-                        D=D, return_tasks=True)
+  data.sample_sequences(jax.random.PRNGKey(seed), data.infinite_task_set(D), size,
+                        K, noise_var, return_tasks=True)
 
 generated offline (nothing is downloaded): example i is the i-th sequence of
 that batch.  Storing them fixes the evaluation set on disk, so runs can be
@@ -53,8 +53,8 @@ Fixed held-out evaluation sets for in-context linear regression.
 Each example is one sequence of K pairs (x_k, y_k), x_k ~ N(0, I_D),
 y_k = task·x_k + eps_k with eps_k ~ N(0, noise_var), and a task drawn fresh from
 N(0, I_D) for every sequence (task diversity M = infinity).  Example i is the
-i-th sequence of temporal_icl.data.sample_sequences(PRNGKey(seed), None, size,
-K, noise_var, D=D, return_tasks=True); features `x` [K, D], `y` [K], `task` [D]
+i-th sequence of temporal_icl.data.sample_sequences(PRNGKey(seed),
+infinite_task_set(D), size, K, noise_var, return_tasks=True); features `x` [K, D], `y` [K], `task` [D]
 and `index` = i.  The sets are generated offline; nothing is downloaded.
 """
 
@@ -215,7 +215,7 @@ class IclrEval(tfds.core.GeneratorBasedBuilder):
     for start in range(0, c.size, _CHUNK_SIZE):
       count = min(_CHUNK_SIZE, c.size - start)
       xs, ys, ts = jax.device_get(data.sample_sequences(
-          key, None, count, c.K, c.noise_var, D=c.D, start=start,
+          key, data.infinite_task_set(c.D), count, c.K, c.noise_var, start=start,
           return_tasks=True))
       for i in range(count):
         yield start + i, {

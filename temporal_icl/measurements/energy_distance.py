@@ -48,7 +48,7 @@ class EnergyDistance:
     return scalars
 
   def __call__(self, step, state, last_loss=None, t=None):
-    self.measure(step, state.params, experiment.task_array(self._exp, state.schedule))
+    self.measure(step, state.params, experiment.training_tasks(self._exp, state.schedule))
 
 
 def build(context):

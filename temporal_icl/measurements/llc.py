@@ -36,9 +36,8 @@ class LocalLearningCoefficient:
 
   def dataset(self, tasks):
     c = self._config
-    return data.sample_sequences(streams.key(c.seed, "llc"),
-                                 None if data.is_infinite(c.M) else tasks,
-                                 c.llc.dataset_size, c.K, c.noise_var, D=c.D)
+    return data.sample_sequences(streams.key(c.seed, "llc"), tasks, c.llc.dataset_size,
+                                 c.K, c.noise_var)
 
   def measure(self, step: int, params, tasks) -> llc.LLCResult:
     key = streams.at_step(self._config.seed, "llc", step)
@@ -55,7 +54,7 @@ class LocalLearningCoefficient:
     return result
 
   def __call__(self, step, state, last_loss=None, t=None):
-    self.measure(step, state.params, experiment.task_array(self._exp, state.schedule))
+    self.measure(step, state.params, experiment.training_tasks(self._exp, state.schedule))
 
 
 def build(context):

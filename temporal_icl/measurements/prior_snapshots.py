@@ -42,11 +42,10 @@ class PriorSnapshots:
     self._loss = jax.jit(exp.loss)
 
     def deltas(params, tasks, key):
-      xs, ys = data.sample_sequences(key, None if data.is_infinite(c.M) else tasks,
-                                     SNAPSHOT_BATCH_SIZE, c.K, c.noise_var, D=c.D)
+      xs, ys = data.sample_sequences(key, tasks, SNAPSHOT_BATCH_SIZE, c.K, c.noise_var)
       ridge = baselines.ridge(xs, ys, c.noise_var)
-      dmmse = ridge if data.is_infinite(c.M) else baselines.dmmse(xs, ys, tasks,
-                                                                   c.noise_var)
+      dmmse = ridge if data.is_infinite_set(tasks) else baselines.dmmse(xs, ys, tasks,
+                                                                         c.noise_var)
       m = evaluation.split_metrics(exp.head.mean(exp.model.apply(params, xs, ys)), ys,
                                    ridge, dmmse, D=c.D,
                                    prompt_length=c.delta_prompt_length, tail_start=None)
@@ -59,7 +58,7 @@ class PriorSnapshots:
     if last_loss is None:  # no step taken yet: the loss of the first batch
       last_loss = float(self._loss(
           state.params, *experiment.training_batch(exp, state.schedule, step)))
-    tasks = experiment.task_array(exp, state.schedule)
+    tasks = experiment.training_tasks(exp, state.schedule)
     sample_key, batch_key = jax.random.split(streams.at_step(c.seed, "snapshots", step))
     delta_dmmse, delta_ridge = self._deltas(state.params, tasks, batch_key)
     self.file.add(steps=step, losses=last_loss, tasks=tasks,

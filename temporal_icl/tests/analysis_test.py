@@ -199,7 +199,7 @@ def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, locali
       pass
 
   result = llc_measurement.LocalLearningCoefficient(c, exp, NoWriter()).measure(
-      0, state.params, experiment.task_array(exp, state.schedule))
+      0, state.params, experiment.training_tasks(exp, state.schedule))
   # With these seeds: 55% of draws below the start (warned), then 47.5% (not).
   warned = "not near a local minimum" in caplog.text
   assert warned == (float(result.loss_below_init_fraction) > 0.5)

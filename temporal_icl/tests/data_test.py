@@ -42,16 +42,17 @@ def test_tasks_drawn_uniformly_from_set():
 
 def test_infinite_task_distribution_is_standard_normal():
   _, _, ts = data.sample_sequences(
-      jax.random.PRNGKey(4), None, 20000, 2, 0.25, D=3, return_tasks=True)
+      jax.random.PRNGKey(4), data.infinite_task_set(3), 20000, 2, 0.25, return_tasks=True)
   # 20k draws: SE of mean 0.007, of variance 0.01.
   np.testing.assert_allclose(ts.mean(0), 0.0, atol=0.035)
   np.testing.assert_allclose(jnp.cov(ts.T), np.eye(3), atol=0.05)
   assert len(np.unique(np.asarray(ts), axis=0)) == 20000  # a fresh task each time
 
 
-def test_infinite_requires_dimension():
-  with pytest.raises(ValueError, match="needs D"):
-    data.sample_sequences(jax.random.PRNGKey(0), None, 2, 2, 0.25)
+def test_the_empty_task_set_is_m_infinite():
+  tasks = data.infinite_task_set(3)
+  assert tasks.shape == (0, 3) and data.is_infinite_set(tasks)
+  assert not data.is_infinite_set(data.sample_task_set(jax.random.PRNGKey(0), 1, 3))
 
 
 def test_shards_concatenate_to_the_global_batch():

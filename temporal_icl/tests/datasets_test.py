@@ -59,8 +59,8 @@ def test_shapes_dtypes_and_info(stored, data_dir):
 def test_equals_sample_sequences_exactly(stored):
   # Two independent paths: chunked generation, TFDS write and read, versus
   # one call for the whole batch (example i always comes from fold_in(key, i)).
-  want = data.sample_sequences(jax.random.PRNGKey(SEED), None, SIZE, K, NOISE_VAR,
-                               D=D, return_tasks=True)
+  want = data.sample_sequences(jax.random.PRNGKey(SEED), data.infinite_task_set(D), SIZE,
+                               K, NOISE_VAR, return_tasks=True)
   for got, expected in zip(stored, want):
     np.testing.assert_array_equal(got, np.asarray(expected))
 
@@ -92,7 +92,7 @@ def test_reading_again_reuses_the_files(stored, data_dir):
 def test_load_eval_batch_shipped_config(data_dir):
   xs, ys = iclr_eval.load_eval_batch("iclr_eval/d4_k16", data_dir=data_dir)
   want_xs, want_ys = data.sample_sequences(
-      jax.random.PRNGKey(0), None, 512, 16, 0.25, D=4)
+      jax.random.PRNGKey(0), data.infinite_task_set(4), 512, 16, 0.25)
   np.testing.assert_array_equal(xs, np.asarray(want_xs))
   np.testing.assert_array_equal(ys, np.asarray(want_ys))
   again_xs, again_ys = iclr_eval.load_eval_batch("d4_k16", data_dir=data_dir)

@@ -105,6 +105,21 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(whole_run, tmp_path):
   assert science_history(part) == science_history(whole_dir)
 
 
+def test_m_infinite_trains_checkpoints_and_resumes(tmp_path):
+  # M = ∞ is the empty task set [0, D], which orbax cannot save as such.
+  config = tiny_config.get_config()
+  config.M, config.schedule, config.gamma = -1, "stationary", 0.0
+  config.num_steps = 32
+  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  assert whole.schedule.tasks.shape == (0, config.D)
+  part = tmp_path / "part"
+  train.train_and_evaluate(config, str(part), should_stop=lambda s: s >= 16)
+  resumed = train.train_and_evaluate(config, str(part))
+  assert resumed.schedule.tasks.shape == (0, config.D)
+  for a, b in zip(leaves(whole), leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_killed_run_rewrites_steps_once(whole_run, tmp_path):
   # A hard kill after step 24 leaves summaries past the last checkpoint (16):
   # simulate it by deleting the checkpoint at 24, then resume.
