@@ -32,6 +32,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _PROGRESS = re.compile(r"(\d+)/(\d+)\), ETA: ([^\s,]+)")
 
 
+def status_of(code: int) -> str:
+  """A child's exit code in words.  A child stopped before it could install its
+  handlers (still importing) dies of the signal itself: code −15 or −2."""
+  if code == 0:
+    return "done"
+  if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+    return "stopped"
+  if code in (-signal.SIGTERM, -signal.SIGINT):
+    return "stopped (while starting)"
+  return f"FAILED (exit {code})"
+
+
 class Job:
   """One sweep point and its child process."""
 
@@ -63,18 +75,6 @@ class Job:
 
   def finished(self) -> bool:
     return workdir_lib.is_finished(self.workdir)
-
-
-def status_of(code: int) -> str:
-  """A child's exit code in words.  A child stopped before it could install its
-  handlers (still importing) dies of the signal itself: code −15 or −2."""
-  if code == 0:
-    return "done"
-  if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
-    return "stopped"
-  if code in (-signal.SIGTERM, -signal.SIGINT):
-    return "stopped (while starting)"
-  return f"FAILED (exit {code})"
 
   def progress(self) -> str:
     """'3300/8192 ETA 2m' from the child's last progress line."""

@@ -40,9 +40,11 @@ def chain(*sweeps: Sequence[Overrides]) -> List[Overrides]:
 
 
 def _format(value: Any) -> str:
-  """Exact and short: floats as Python's shortest round-trip repr (0.01, 1e-05)."""
+  """Short and exact: floats as %g (0, 0.01, 1e-05) unless that rounds them, then
+  as their shortest round-trip repr (0.1234567)."""
   if isinstance(value, float):
-    return repr(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
   return str(value)
 
 
