@@ -10,6 +10,7 @@ unaffected, since a cached executable is the one XLA would have compiled.
 import os
 
 import jax
+import pytest
 
 _SETTINGS = {
     "jax_compilation_cache_dir": None,  # set in pytest_configure
@@ -24,3 +25,14 @@ def pytest_configure(config):
   for name, value in settings.items():
     jax.config.update(name, value)
     os.environ[name.upper()] = str(value)  # for the binaries the tests start
+
+
+@pytest.fixture(scope="session")
+def two_device_run(tmp_path_factory):
+  """Workdir of one finished binary run of the tiny config on 2 CPU devices
+  (the reference of the device-count and multi-host tests)."""
+  from temporal_icl.tests import binary  # pylint: disable=g-import-not-at-top
+  workdir = tmp_path_factory.mktemp("two_devices")
+  result = binary.run_main(workdir, devices=2)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir

@@ -245,11 +245,8 @@ def test_measurements_do_not_change_the_trajectory(whole_run, tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_one_and_two_devices_agree(tmp_path):
-  for devices in (1, 2):
-    result = run_main(tmp_path / str(devices), devices=devices)
-    assert result.returncode == 0, result.stderr[-3000:]
-  one, two = (science_history(tmp_path / d) for d in ("1", "2"))
+def test_one_and_two_devices_agree(whole_run, two_device_run):
+  one, two = science_history(whole_run[1]), science_history(two_device_run)
   assert [r["step"] for r in one] == [r["step"] for r in two]
   for a, b in zip(one, two):
     for key in a:
