@@ -232,7 +232,9 @@ def _train(exp: experiment.Experiment, workdir: str,
         if step < boundary:
           progress(step)
           if multihost.any_process(should_stop(step)):
-            return _stop(step, state, checkpoint, manager, T)
+            # A resumed run then writes, at the next boundary, the mean loss of
+            # the steps after this one only.
+            return _stop(step, state, checkpoint, manager, measurements, T)
       last_loss = float(last)
       mean = float(loss_sum / jnp.float32(step - interval_start))
       writer.write_scalars(step, {"train_loss": mean})
@@ -243,20 +245,25 @@ def _train(exp: experiment.Experiment, workdir: str,
         checkpoint(step, state)
       # Every host must agree, or one would enter the collective checkpoint alone.
       if step < T and multihost.any_process(should_stop(step)):
-        return _stop(step, state, checkpoint, manager, T)
+        return _stop(step, state, checkpoint, manager, measurements, T)
     manager.wait_until_finished()
-    for m in measurements:
-      if hasattr(m, "close"):
-        m.close()
+    _close(measurements)
   workdir_lib.mark_finished(workdir, T)
   if not c.keep_final_checkpoint:
     workdir_lib.remove_checkpoints(manager, workdir)
   return state
 
 
-def _stop(step, state, checkpoint, manager, T):
+def _close(measurements):
+  for m in measurements:
+    if hasattr(m, "close"):
+      m.close()
+
+
+def _stop(step, state, checkpoint, manager, measurements, T):
   checkpoint(step, state)
   manager.wait_until_finished()
+  _close(measurements)  # e.g. trajectory states still being written
   logging.warning("Stopped at step %d of %d; rerun the same command to resume.", step, T)
   return state
 
