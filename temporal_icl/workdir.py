@@ -168,18 +168,24 @@ def mark_unfinished(workdir: str) -> None:
     os.remove(path)
 
 
-def checkpoint_manager(workdir: str, max_to_keep: Optional[int] = 3
-                       ) -> ocp.CheckpointManager:
+CHECKPOINTS_KEPT = 3  # the latest ones; older are deleted as new ones land
+
+
+def checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, "checkpoints")),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+      options=ocp.CheckpointManagerOptions(
+          preservation_policy=ocp.checkpoint_managers.LatestN(n=CHECKPOINTS_KEPT),
+          create=True))
 
 
 def trajectory_manager(workdir: str) -> ocp.CheckpointManager:
   """States kept for analysis (essential dynamics, LLC), never deleted."""
   return ocp.CheckpointManager(
       os.path.abspath(os.path.join(workdir, TRAJECTORY_DIR)),
-      options=ocp.CheckpointManagerOptions(max_to_keep=None, create=True))
+      options=ocp.CheckpointManagerOptions(
+          preservation_policy=ocp.checkpoint_managers.preservation_policy.PreserveAll(),
+          create=True))
 
 
 def _savable(tree: Any) -> Any:

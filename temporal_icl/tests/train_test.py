@@ -345,6 +345,17 @@ def test_batch_not_divisible_by_devices(tmp_path):
   assert "Traceback" not in result.stderr
 
 
+def test_the_latest_checkpoints_are_kept_and_every_trajectory_state(tmp_path):
+  from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  config = tiny_config.get_config()
+  config.checkpoint_every, config.trajectory_steps = 8, "every:8"
+  train.train_and_evaluate(config, str(tmp_path))
+  kept = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
+  assert kept == [48 - 8 * i for i in range(workdir_lib.CHECKPOINTS_KEPT)][::-1]
+  states = sorted(int(d) for d in os.listdir(tmp_path / "trajectory") if d.isdigit())
+  assert states == list(range(0, 49, 8))
+
+
 def test_keep_final_checkpoint_false_removes_checkpoints(tmp_path):
   config = tiny_config.get_config()
   config.keep_final_checkpoint = False
