@@ -25,8 +25,8 @@ from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
 
 
-
 def _env_int(name):
+  """$name as an int, None when unset (or not an integer: then the flag reads unset)."""
   value = os.environ.get(name)
   return int(value) if value not in (None, "") and value.lstrip("-").isdigit() else None
 
