@@ -204,3 +204,23 @@ def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, locali
   warned = "not near a local minimum" in caplog.text
   assert warned == (float(result.loss_below_init_fraction) > 0.5)
   assert warned == (epsilon == 1e-3)
+
+
+def test_launcher_summary_marks_unfinished_runs_and_leaves_them_out(analysed_runs, tmp_path,
+                                                                    capsys):
+  import shutil  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.join(binary.REPO, "launch"))
+  import local_launch  # pylint: disable=g-import-not-at-top
+  finished, unfinished = analysed_runs[0], str(tmp_path / "stopped")
+  shutil.copytree(analysed_runs[1], unfinished)
+  os.remove(os.path.join(unfinished, "FINISHED"))  # as if stopped before its end
+  jobs = []
+  for name, workdir in (("done_run", finished), ("stopped_run", unfinished)):
+    job = local_launch.Job({"name": name, "workdir": workdir, "args": []})
+    job.status = "done" if workdir == finished else "stopped"
+    jobs.append(job)
+  local_launch.summary(jobs, str(tmp_path))
+  lines = {l.split()[0]: l for l in capsys.readouterr().out.splitlines() if l.strip()}
+  assert "UNFINISHED" not in lines["done_run"]
+  assert "stopped, UNFINISHED" in lines["stopped_run"] and "(at step 48)" in lines["stopped_run"]
+  assert "(1 unfinished runs left out)" in lines["Phase"]
