@@ -17,12 +17,11 @@ and, beside it, an .npz with the projections.
 """
 
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")

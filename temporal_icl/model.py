@@ -21,7 +21,7 @@ slots <= its position, so a rollout costs O(T) per token instead of O(T²).
 """
 
 import dataclasses
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import gin
 import haiku as hk

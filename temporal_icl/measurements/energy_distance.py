@@ -20,7 +20,7 @@ def reference_samples(config, tasks, key, n):
   """Samples [n, D] of the ridge prior and of the dMMSE prior (current tasks)."""
   ridge_key, dmmse_key = jax.random.split(key)
   ridge = energy.sample_ridge_prior(ridge_key, n, config.D)
-  if data.is_infinite(config.M):  # the dMMSE prior is then N(0, I) as well
+  if data.is_infinite_set(tasks):  # M = ∞: the dMMSE prior is N(0, I) as well
     return ridge, energy.sample_ridge_prior(dmmse_key, n, config.D)
   return ridge, energy.sample_dmmse_prior(dmmse_key, tasks, n)
 

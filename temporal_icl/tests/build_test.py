@@ -9,7 +9,6 @@ import ast
 import glob as globlib
 import os
 
-import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE_DIRS = ("temporal_icl", "configs", "benchmarks", "launch", "examples")
