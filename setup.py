@@ -40,7 +40,11 @@ setuptools.setup(
         "Non-stationary task distributions and the inductive biases of small "
         "transformers trained on in-context linear regression."
     ),
-    packages=setuptools.find_packages(include=["temporal_icl", "temporal_icl.*"]),
+    # configs/ is installed too, so that config files (`from configs import base`) and
+    # the gin files they name (configs/model/*.gin, read through importlib.resources)
+    # work from any directory, not only from the checkout.
+    packages=setuptools.find_packages(include=["temporal_icl", "temporal_icl.*", "configs"]),
+    package_data={"configs": ["model/*.gin"]},
     python_requires=">=3.11",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

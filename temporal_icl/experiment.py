@@ -5,6 +5,8 @@ schedule module, learning-rate schedule); the training loop, the measurements,
 the benchmarks and the analysis tools all start from the `Experiment` it returns.
 """
 
+import contextlib
+import importlib.resources
 import os
 from typing import Any, NamedTuple
 
@@ -100,24 +102,42 @@ def init_state(exp: Experiment) -> TrainState:
 
 
 def parse_gin(config: ml_collections.ConfigDict) -> None:
-  """Parses the config's gin files (as given, or repo-relative) and bindings.
+  """Parses the config's gin files and bindings.
+
+  A gin file is a path (absolute or relative to the working directory) or, when no
+  such file exists, "configs/<rest>": the file <rest> of the installed `configs`
+  package (so "configs/model/paper.gin" works from any directory).
 
   Raises:
     validation.ConfigError: one sentence for a missing file or a bad binding.
   """
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  files = []
-  for name in config.gin_files:
-    path = name if os.path.exists(name) else os.path.join(root, name)
-    if not os.path.exists(path):
-      raise validation.ConfigError([f"gin file {name!r} does not exist (looked in the "
-                                    f"working directory and in {root})."])
-    files.append(path)
-  gin.clear_config()
-  try:
-    gin.parse_config_files_and_bindings(files, list(config.gin_bindings))
-  except (ValueError, SyntaxError, KeyError) as e:
-    first_line = str(e).strip().splitlines()[0]
-    raise validation.ConfigError([f"gin: {first_line} (bindings: "
-                                  f"{list(config.gin_bindings)})"]) from None
+  with contextlib.ExitStack() as stack:  # keeps any extracted resource until parsed
+    files = []
+    for name in config.gin_files:
+      if os.path.exists(name):
+        files.append(name)
+        continue
+      looked = (f"at {name}" if os.path.isabs(name)
+                else f"in the working directory {os.getcwd()}")
+      if name.startswith("configs/"):
+        try:
+          package = importlib.resources.files("configs")
+        except ModuleNotFoundError:
+          looked += " and found no installed configs package"
+        else:
+          resource = package
+          for part in name[len("configs/"):].split("/"):
+            resource = resource / part
+          if resource.is_file():
+            files.append(str(stack.enter_context(importlib.resources.as_file(resource))))
+            continue
+          looked += f" and in the installed configs package at {package}"
+      raise validation.ConfigError([f"gin file {name!r} does not exist (looked {looked})."])
+    gin.clear_config()
+    try:
+      gin.parse_config_files_and_bindings(files, list(config.gin_bindings))
+    except (ValueError, SyntaxError, KeyError) as e:
+      first_line = str(e).strip().splitlines()[0]
+      raise validation.ConfigError([f"gin: {first_line} (bindings: "
+                                    f"{list(config.gin_bindings)})"]) from None
 
