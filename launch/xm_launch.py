@@ -1,23 +1,41 @@
 r"""Launches a config's sweep as an XManager experiment.
 
   python launch/xm_launch.py --config=configs/mala.py --workdir_root=/data/runs/mala \
-      [--executor=local|vertex] [--dry_run]
+      [--executor=local] [--dry_run]
+  python launch/xm_launch.py --config=configs/mala.py --executor=vertex \
+      --workdir_root=gs://BUCKET/runs/mala [--dry_run]
 
 One job per sweep point (the config's get_sweep()): the `temporal_icl.main`
-binary with `--config`, `--config.X=` overrides and `--workdir`.  The local
-executor runs it on this machine with no Docker: `xm.binary` packages this
-venv's interpreter and each job passes `-m temporal_icl.main …`.  `--executor=vertex` packages the
-repository as a Python container for Vertex AI; it needs a GCP project, gcloud
-credentials and Docker (see XManager's README), and is never needed here.
-`--dry_run` prints the jobs without importing XManager.
+binary with `--config`, `--config.X=` overrides and `--workdir`.
+
+`--executor=local` runs the jobs on this machine with no Docker: `xm.binary`
+packages this venv's interpreter and each job passes `-m temporal_icl.main …`
+with host paths.
+
+`--executor=vertex` packages a copy of the repository's configs/, temporal_icl/,
+requirements.txt and setup.py as an `xm.python_container` (image python:3.11,
+which pip-installs requirements.txt, the pinned runtime set; the entrypoint is
+`python -m temporal_icl.main` in the copy's directory).  The jobs therefore get
+the config as a path relative to that directory (configs/mala.py) and their
+workdirs on Cloud Storage: `--workdir_root` must be gs://BUCKET/PATH (or
+/gcs/BUCKET/PATH), which the jobs write through Vertex AI's Cloud Storage FUSE
+mount /gcs/BUCKET/PATH, because the trainer writes with plain file I/O.  It
+needs a GCP project, gcloud credentials and Docker (see XManager's README), and
+has never been run from this repository.
+
+`--dry_run` prints what would be packaged and each job's arguments exactly as
+the job receives them, without importing XManager.
 
 XManager is an optional extra: `pip install -e '.[launch]'` (pinned in setup.py;
 see the README for how long it takes).
 """
 
 import os
+import re
 import shlex
+import shutil
 import sys
+import tempfile
 
 from absl import app
 from absl import flags
@@ -26,9 +44,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from temporal_icl import sweeps  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENTRYPOINT = "temporal_icl.main"
+# What the Vertex image holds, relative to REPO (directories end with '/').
+PACKAGED = ("configs/", "temporal_icl/", "requirements.txt", "setup.py")
+PACKAGE_NAME = "temporal-icl"  # the copy's directory: the image's working directory
+BASE_IMAGE = "python:3.11"  # the Python that requirements.txt was generated with
+# XManager's Vertex entrypoint scripts pass the arguments through an unquoted $@ (word
+# splitting, globbing) and `tr -d '[],'`: such characters would split, expand or vanish.
+_UNSAFE = re.compile(r"[\s\[\],*?'\"\\]")
 
 _CONFIG = flags.DEFINE_string("config", None, "Config file with a get_sweep().")
-_ROOT = flags.DEFINE_string("workdir_root", None, "Directory for the runs' workdirs.")
+_ROOT = flags.DEFINE_string(
+    "workdir_root", None, "Directory for the runs' workdirs; for --executor=vertex "
+    "gs://BUCKET/PATH or /gcs/BUCKET/PATH.")
 _EXECUTOR = flags.DEFINE_enum("executor", "local", ["local", "vertex"], "Where jobs run.")
 _TITLE = flags.DEFINE_string("title", None, "Experiment title (default: config name).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the jobs; launch nothing.")
@@ -48,9 +76,65 @@ def import_xmanager():
   return xm, xm_local
 
 
+def container_config(config: str) -> str:
+  """The --config value inside the image: the file's path relative to REPO."""
+  path, colon, rest = config.partition(":")
+  relative = os.path.relpath(os.path.abspath(path), REPO)
+  if not any(relative.startswith(d) for d in PACKAGED if d.endswith("/")):
+    raise ValueError(f"--config={config} is not in the packaged directories "
+                     f"{' '.join(d for d in PACKAGED if d.endswith('/'))} of {REPO}; "
+                     "the Vertex image holds only those.")
+  return relative + colon + rest
+
+
+def container_workdir_root(root: str) -> str:
+  """gs://BUCKET/PATH -> /gcs/BUCKET/PATH, Vertex's mount of the bucket."""
+  if root.startswith("gs://") and len(root) > len("gs://"):
+    return "/gcs/" + root[len("gs://"):].rstrip("/")
+  if root.startswith("/gcs/") and len(root) > len("/gcs/"):
+    return root.rstrip("/")
+  raise ValueError(f"--workdir_root={root}: with --executor=vertex the runs must be "
+                   "written to Cloud Storage, gs://BUCKET/PATH or /gcs/BUCKET/PATH "
+                   "(a path in the container would vanish with it).")
+
+
+def vertex_jobs(config: str, workdir_root: str):
+  """The sweep's jobs with the arguments a Vertex job gets (the module is the
+  entrypoint, so args start at --config)."""
+  if not os.path.exists(os.path.join(REPO, "requirements.txt")):
+    raise ValueError("requirements.txt is missing; the image installs it. Generate it "
+                     "with `.venv/bin/python tools/requirements.py`.")
+  jobs = sweeps.commands(os.path.abspath(config), container_workdir_root(workdir_root),
+                         config_arg=container_config(config))
+  for job in jobs:
+    assert job["args"][:2] == ["-m", ENTRYPOINT], job["args"]
+    job["args"] = job["args"][2:]
+    unsafe = [a for a in job["args"] if _UNSAFE.search(a)]
+    if unsafe:
+      raise ValueError(f"run {job['name']}: the arguments {unsafe} hold whitespace, "
+                       "quotes, commas or brackets, which XManager's Vertex entrypoint "
+                       "would split or strip.")
+  return jobs
+
+
+def stage(directory: str) -> str:
+  """Copies PACKAGED from REPO into directory/PACKAGE_NAME; returns that path."""
+  target = os.path.join(directory, PACKAGE_NAME)
+  for entry in PACKAGED:
+    source = os.path.join(REPO, entry)
+    if entry.endswith("/"):
+      shutil.copytree(source, os.path.join(target, entry),
+                      ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    else:
+      os.makedirs(target, exist_ok=True)
+      shutil.copy(source, os.path.join(target, entry))
+  return target
+
+
 def launch(jobs, title: str, executor: str):
   xm, xm_local = import_xmanager()
-  with xm_local.create_experiment(experiment_title=title) as experiment:
+  with tempfile.TemporaryDirectory() as staging, \
+      xm_local.create_experiment(experiment_title=title) as experiment:
     if executor == "local":
       # The interpreter of this venv is the binary; each job adds its arguments.
       [executable] = experiment.package([xm.binary(
@@ -60,14 +144,33 @@ def launch(jobs, title: str, executor: str):
                               args=job["args"]))
     else:
       [executable] = experiment.package([xm.python_container(
-          executor_spec=xm_local.Vertex.Spec(), path=REPO,
-          entrypoint=xm.ModuleName("temporal_icl.main"))])
+          executor_spec=xm_local.Vertex.Spec(), path=stage(staging),
+          base_image=BASE_IMAGE, entrypoint=xm.ModuleName(ENTRYPOINT))])
       for job in jobs:
         experiment.add(xm.Job(
             executable=executable,
             executor=xm_local.Vertex(requirements=xm.JobRequirements(cpu=8)),
-            args=job["args"][2:]))  # the module is the entrypoint
+            args=job["args"]))
     print(f"Experiment {experiment.experiment_id}: {len(jobs)} jobs.")
+
+
+def print_plan(jobs, title: str, executor: str, workdir_root: str):
+  print(f"experiment {title!r}, executor {executor}, {len(jobs)} jobs:")
+  if executor == "local":
+    for job in jobs:
+      print("  " + shlex.join([sys.executable, *job["args"]]))
+    return
+  print(f"  package: xm.python_container(path=<new temporary directory>/{PACKAGE_NAME}, "
+        f"base_image={BASE_IMAGE!r}, entrypoint=xm.ModuleName({ENTRYPOINT!r}))")
+  print(f"    {PACKAGE_NAME}/ holds {' '.join(PACKAGED)} copied from {REPO}; the image "
+        f"pip-installs {PACKAGE_NAME}/requirements.txt and runs each job in "
+        f"/{PACKAGE_NAME} as: python -m {ENTRYPOINT} ARGS")
+  seen_as = container_workdir_root(workdir_root)
+  print(f"  workdirs: {seen_as}/<run>" + (
+      f" (Vertex's mount of {workdir_root.rstrip('/')}/<run>)"
+      if workdir_root.startswith("gs://") else ""))
+  for job in jobs:
+    print(f"  job {job['name']}: {shlex.join(job['args'])}")
 
 
 def main(argv):
@@ -75,15 +178,16 @@ def main(argv):
   if not (_CONFIG.value and _ROOT.value):
     raise app.UsageError("--config and --workdir_root are required.")
   try:
-    jobs = sweeps.commands(os.path.abspath(_CONFIG.value), os.path.abspath(_ROOT.value))
+    if _EXECUTOR.value == "vertex":
+      jobs = vertex_jobs(_CONFIG.value, _ROOT.value)
+    else:
+      jobs = sweeps.commands(os.path.abspath(_CONFIG.value), os.path.abspath(_ROOT.value))
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   title = _TITLE.value or os.path.splitext(os.path.basename(_CONFIG.value))[0]
   if _DRY_RUN.value:
-    print(f"experiment {title!r}, executor {_EXECUTOR.value}, {len(jobs)} jobs:")
-    for job in jobs:
-      print("  " + shlex.join(["python", *job["args"]]))
+    print_plan(jobs, title, _EXECUTOR.value, _ROOT.value)
     return
   launch(jobs, title, _EXECUTOR.value)
 

@@ -14,7 +14,7 @@ launch/xm_launch.py (XManager).
 import importlib.util
 import itertools
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 Overrides = Dict[str, Any]
 
@@ -81,13 +81,17 @@ def load_sweep(config_path: str) -> List[Overrides]:
   return sweep
 
 
-def commands(config_path: str, workdir_root: str, python: str = "python"
-             ) -> List[Dict[str, Any]]:
-  """One dict per sweep point: name, workdir, args (without the interpreter)."""
+def commands(config_path: str, workdir_root: str, python: str = "python",
+             config_arg: Optional[str] = None) -> List[Dict[str, Any]]:
+  """One dict per sweep point: name, workdir, args (without the interpreter).
+
+  The sweep is read from `config_path`; the jobs get `--config=<config_arg>` (default
+  `config_path`), for jobs that see the file at another path, as in a container.
+  """
   jobs = []
   for overrides in load_sweep(config_path):
     workdir = os.path.join(workdir_root, run_name(overrides))
-    args = ["-m", "temporal_icl.main", f"--config={config_path}",
+    args = ["-m", "temporal_icl.main", f"--config={config_arg or config_path}",
             *config_flags(overrides), f"--workdir={workdir}"]
     jobs.append({"name": run_name(overrides), "workdir": workdir,
                  "overrides": overrides, "args": args, "python": python})

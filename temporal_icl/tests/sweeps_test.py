@@ -1,6 +1,7 @@
 """Sweep definitions, run names, and the local launcher on a tiny two-run sweep."""
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -91,6 +92,94 @@ def test_xm_launch_dry_run_lists_the_jobs(tmp_path):
   lines = [l for l in result.stdout.splitlines() if "temporal_icl.main" in l]
   assert len(lines) == 4
   assert "--config.M=64" in lines[1] and f"--workdir={tmp_path}/M64-gamma0" in lines[1]
+  # The local executor runs this venv's interpreter on this machine: host paths.
+  assert lines[1].split()[:4] == [sys.executable, "-m", "temporal_icl.main",
+                                  f"--config={REPO}/configs/replication.py"]
+
+
+def xm_launch_from(directory, *args):
+  """xm_launch.py run from `directory` (not the checkout), as a user elsewhere would."""
+  return subprocess.run([sys.executable, os.path.join(REPO, "launch", "xm_launch.py"),
+                         *args], cwd=directory, env=dict(os.environ, JAX_PLATFORMS="cpu"),
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_xm_launch_vertex_dry_run_shows_the_container_jobs(tmp_path):
+  config = os.path.join(REPO, "configs", "replication.py")  # a host-absolute path
+  result = xm_launch_from(tmp_path, f"--config={config}", "--executor=vertex",
+                          "--workdir_root=gs://bucket/runs/", "--dry_run")
+  assert result.returncode == 0, result.stderr[-2000:]
+  out = result.stdout.splitlines()
+  assert ("  package: xm.python_container(path=<new temporary directory>/temporal-icl, "
+          "base_image='python:3.11', entrypoint=xm.ModuleName('temporal_icl.main'))"
+          in out)
+  assert any("requirements.txt" in l and "pip-installs" in l for l in out)
+  assert "  workdirs: /gcs/bucket/runs/<run> (Vertex's mount of gs://bucket/runs/<run>)" \
+      in out
+  jobs = {l.split(":", 1)[0].split()[1]: shlex.split(l.split(": ", 1)[1])
+          for l in out if l.startswith("  job ")}
+  # Exactly the arguments of the sweep's commands, the module being the entrypoint,
+  # with the config relative to the packaged repository and workdirs on the bucket.
+  expected = sweeps.commands(config, "/gcs/bucket/runs",
+                             config_arg="configs/replication.py")
+  assert jobs == {j["name"]: j["args"][2:] for j in expected}
+  assert jobs["M64-gamma0"] == ["--config=configs/replication.py", "--config.M=64",
+                                "--config.gamma=0", "--workdir=/gcs/bucket/runs/M64-gamma0"]
+  host = [a for args in jobs.values() for a in args
+          if REPO in a or str(tmp_path) in a or "gs://" in a]
+  assert not host, host
+
+
+def test_xm_launch_vertex_refuses_paths_the_container_lacks(tmp_path):
+  config = os.path.join(REPO, "configs", "replication.py")
+  local_root = xm_launch_from(tmp_path, f"--config={config}", "--executor=vertex",
+                              f"--workdir_root={tmp_path}/runs", "--dry_run")
+  assert local_root.returncode == 2
+  assert local_root.stderr.strip() == (
+      f"error: --workdir_root={tmp_path}/runs: with --executor=vertex the runs must be "
+      "written to Cloud Storage, gs://BUCKET/PATH or /gcs/BUCKET/PATH (a path in the "
+      "container would vanish with it).")
+  outside = tmp_path / "mine.py"
+  outside.write_text("def get_sweep():\n  return [{'M': 8}]\n")
+  unpackaged = xm_launch_from(tmp_path, f"--config={outside}", "--executor=vertex",
+                              "--workdir_root=gs://bucket/runs", "--dry_run")
+  assert unpackaged.returncode == 2
+  assert "is not in the packaged directories configs/ temporal_icl/" in unpackaged.stderr
+
+
+def test_xm_launch_vertex_refuses_arguments_its_entrypoint_would_mangle(tmp_path):
+  # XManager's Vertex entrypoint passes the arguments through an unquoted $@ and
+  # `tr -d '[],'`; a sweep value with a comma or a space would reach the job changed.
+  (tmp_path / "configs").mkdir()
+  (tmp_path / "configs" / "commas.py").write_text(
+      "def get_sweep():\n  return [{'model.sizes': '8,16'}]\n")
+  (tmp_path / "requirements.txt").write_text("")
+  code = ("import sys; sys.path.insert(0, sys.argv[1]); import xm_launch; "
+          "xm_launch.REPO = sys.argv[2]; "
+          "xm_launch.vertex_jobs(sys.argv[2] + '/configs/commas.py', 'gs://b/r')")
+  result = subprocess.run([sys.executable, "-c", code, os.path.join(REPO, "launch"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert ("ValueError: run model.sizes8,16: the arguments ['--config.model.sizes=8,16', "
+          "'--workdir=/gcs/b/r/model.sizes8,16'] hold whitespace, quotes, commas or "
+          "brackets") in result.stderr
+
+
+def test_the_vertex_package_holds_the_configs_module_and_requirements(tmp_path):
+  # In a subprocess: xm_launch's flags would clash with local_launch's in this one.
+  code = ("import sys; sys.path.insert(0, sys.argv[1]); import xm_launch; "
+          "print(xm_launch.stage(sys.argv[2]))")
+  result = subprocess.run([sys.executable, "-c", code, os.path.join(REPO, "launch"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  package = result.stdout.strip()
+  assert package == str(tmp_path / "temporal-icl")
+  for path in ("configs/replication.py", "configs/model/paper.gin", "temporal_icl/main.py",
+               "temporal_icl/tests/tiny_config.py", "requirements.txt", "setup.py"):
+    assert os.path.isfile(os.path.join(package, path)), path
+  with open(os.path.join(REPO, "requirements.txt")) as f:
+    assert open(os.path.join(package, "requirements.txt")).read() == f.read()
+  assert not [d for d, _, _ in os.walk(package) if d.endswith("__pycache__")]
 
 
 def test_local_launcher_runs_skips_and_summarises(tmp_path):
