@@ -68,11 +68,11 @@ def main(argv):
     config = sizes[name]()
     validation.validate(config)
     seconds, sgld = llc_seconds(config, _REPEATS.value)
-    sgld_steps = sgld.num_chains * (sgld.num_burnin + sgld.num_draws)
+    sgld_steps = sgld.num_chains * (sgld.num_burnin_steps + sgld.num_draws)
     step_seconds = train_step_seconds(config, _TRAIN_STEPS.value)
     print(f"{name:6s} {config.model.num_blocks}x{config.model.embed_size} "
           f"batch={config.llc.batch_size}: one LLC estimate {seconds:7.2f} s "
-          f"({sgld.num_chains} chains x {sgld.num_burnin + sgld.num_draws} SGLD steps "
+          f"({sgld.num_chains} chains x {sgld.num_burnin_steps + sgld.num_draws} SGLD steps "
           f"= {sgld_steps}); = {seconds / step_seconds:7.1f} training steps "
           f"of batch {config.batch_size}")
 

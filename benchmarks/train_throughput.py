@@ -4,9 +4,9 @@ r"""Training throughput at paper and demo size, with evaluation on and off.
 
 Times exactly the given number of steps at each size (after a compile run) and
 prints steps/s without measurements, steps/s with evaluation after every
-`eval_every` of those steps, their ratio (the evaluation overhead), and the
+`eval_steps` ('every:N') of those steps, their ratio (the evaluation overhead), and the
 model's FLOP/s as a fraction of a float32 matmul's FLOP/s measured in the same
-run.  Fewer timed steps than `eval_every` time no evaluation, so the overhead is
+run.  Fewer timed steps than N time no evaluation, so the overhead is
 then reported as not measured.
 """
 
@@ -25,9 +25,9 @@ from temporal_icl import evaluation
 from temporal_icl import train
 
 _PAPER_STEPS = flags.DEFINE_integer(
-    "paper_steps", 64, "Steps timed at paper size (exactly; eval_every there is 64).")
+    "paper_steps", 64, "Steps timed at paper size (exactly; evaluation every 64 there).")
 _DEMO_STEPS = flags.DEFINE_integer(
-    "demo_steps", 512, "Steps timed at demo size (exactly; eval_every there is 64).")
+    "demo_steps", 512, "Steps timed at demo size (exactly; evaluation every 64 there).")
 
 
 def matmul_flops_per_sec(n: int = 2048, repeats: int = 5) -> float:
@@ -49,6 +49,14 @@ def step_flops(config) -> float:
   return 6 * params * tokens + attention
 
 
+def eval_period(config) -> int:
+  """N of the config's eval_steps = 'every:N' (what both benchmarked configs use)."""
+  kind, _, n = config.eval_steps.partition(":")
+  if kind != "every":
+    raise ValueError(f"eval_steps={config.eval_steps!r}: this benchmark needs 'every:N'.")
+  return int(n)
+
+
 def steps_per_sec(config, num_steps: int, with_eval: bool) -> float:
   experiment.parse_gin(config)
   exp = experiment.build(config)
@@ -57,7 +65,7 @@ def steps_per_sec(config, num_steps: int, with_eval: bool) -> float:
   multi_step = train.make_multi_step(exp, mesh)
   evaluator = evaluation.Evaluator(config, exp.model.apply, exp.head,
                                    experiment.stream_key(config.seed, "test_set"))
-  chunk = config.eval_every if with_eval else num_steps
+  chunk = eval_period(config) if with_eval else num_steps
 
   def run(state, steps):
     done = 0
@@ -88,13 +96,13 @@ def main(argv):
     if steps < 1:
       raise app.UsageError(f"--{name}_steps={steps} must be at least 1.")
     plain = steps_per_sec(config, steps, with_eval=False)
-    if steps >= config.eval_every:
+    if steps >= eval_period(config):
       evald = steps_per_sec(config, steps, with_eval=True)
-      with_eval = (f"{evald:8.2f} steps/s with eval every {config.eval_every}; "
+      with_eval = (f"{evald:8.2f} steps/s with eval every {eval_period(config)}; "
                    f"eval overhead x{plain / evald:.3f}")
     else:
-      with_eval = (f"eval overhead not measured ({steps} steps < eval_every = "
-                   f"{config.eval_every})")
+      with_eval = (f"eval overhead not measured ({steps} steps < the eval period "
+                   f"{eval_period(config)})")
     flops = step_flops(config) * plain
     print(f"{name:6s} {steps} steps, batch={config.batch_size} K={config.K} D={config.D} "
           f"{config.model.num_blocks}x{config.model.embed_size}: "

@@ -46,15 +46,16 @@ def get_config() -> ml_collections.ConfigDict:
   c.batch_size = 256
 
   # --- Measurements ------------------------------------------------------------
-  # Modules of temporal_icl.measurements (or dotted paths to your own); each runs
-  # when its fields below turn it on.
+  # Modules of temporal_icl.measurements (or dotted paths to your own).  Each runs
+  # at the steps of its `*_steps` field, a step spec (temporal_icl/step_specs.py):
+  # '' never | 'every:N' | 'log:N' | '10,100,…' | specs joined by '+'.
   c.measurements = ("evaluation", "energy_distance", "prior_snapshots", "llc",
                     "trajectory")
-  c.eval_every = 64
+  c.eval_steps = "every:64"
   c.eval_batch_size = 1024
   c.delta_prompt_length = 16
   c.delta_tail_start = ml_collections.config_dict.placeholder(int)  # None = off
-  c.energy_distance_every = 0  # 0 = off; the paper measured every 800 steps
+  c.energy_distance_steps = ""  # the paper measured 'every:800'
   c.energy_num_samples = 5000  # PMC rollouts (of K pairs) per energy distance
 
   # Held-out set: '' = eval_batch_size sequences drawn from the run's seed; a TFDS
@@ -63,7 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.eval_data_dir = ""  # TFDS data_dir ('' = TFDS's default, ~/tensorflow_datasets)
 
   # --- Prior-tracking snapshots (configs/prior_tracking.py turns them on) ------
-  c.snapshot_period = 0  # 0 = off; else snapshot every this many steps
+  c.snapshot_steps = ""
   c.num_pr_samples = 200  # PMC rollouts per snapshot
   c.pr_generation_steps = 16  # pairs per snapshot rollout
   c.dense_snapshot_period = ml_collections.config_dict.placeholder(int)
@@ -71,23 +72,30 @@ def get_config() -> ml_collections.ConfigDict:
   c.dense_step_end = ml_collections.config_dict.placeholder(int)
   c.dense_snapshot_window = 2048  # dense window after each resampling event
 
-  # --- Developmental analysis (step specs: '' | 'every:N' | 'log:N' | '10,100,…') --
+  # --- Developmental analysis --------------------------------------------------
   c.trajectory_steps = ""  # states kept in workdir/trajectory/ for essential dynamics
-  c.llc_every = 0  # local learning coefficient every this many steps (0 = off)
-  c.llc_steps = ""  # and/or at these steps, e.g. 'log:16'
+  c.llc_steps = ""  # local learning coefficient, e.g. 'log:16'
+  # SGLD in devinterp's terms (README "Developmental analysis").
   c.llc = ml_collections.ConfigDict()
-  c.llc.epsilon = 1e-4  # SGLD step size ε
-  c.llc.gamma = 100.0  # localization strength γ
-  c.llc.nbeta = ml_collections.config_dict.placeholder(float)  # None: m / log m
+  c.llc.epsilon = 1e-4  # SGLD step size ε (devinterp: lr)
+  c.llc.localization = 100.0  # γ, pull towards the trained weights (not the MALA γ)
+  c.llc.nbeta = ml_collections.config_dict.placeholder(float)  # nβ; None: m / log m
   c.llc.num_chains = 4  # chains, run in parallel
-  c.llc.num_draws = 200  # SGLD steps per chain
-  c.llc.num_burnin = 0  # draws dropped before averaging
+  c.llc.num_burnin_steps = 0  # SGLD steps before the draws
+  c.llc.num_draws = 200  # SGLD steps per chain whose losses are averaged
   c.llc.batch_size = 64  # m, sequences per SGLD minibatch
   c.llc.dataset_size = 1024  # n, fixed sequences from the current task set
 
   # --- Checkpoints -------------------------------------------------------------
-  c.checkpoint_every = 8192
+  c.checkpoint_steps = "every:8192"
   c.keep_final_checkpoint = True
   c.force_restart = False
+
+  # --- Renamed in 0.2: accepted until 0.3 (temporal_icl/renamed_fields.py) -----
+  for old in ("eval_every", "energy_distance_every", "snapshot_period",
+              "checkpoint_every", "llc_every"):
+    c[old] = ml_collections.config_dict.placeholder(int)
+  c.llc.gamma = ml_collections.config_dict.placeholder(float)
+  c.llc.num_burnin = ml_collections.config_dict.placeholder(int)
 
   return c

@@ -21,7 +21,7 @@ def get_config():
   config.model.mlp_size = 64
   config.batch_size = 64
   config.num_steps = 4096
-  config.eval_every = 64
+  config.eval_steps = "every:64"
   config.eval_batch_size = 512
-  config.checkpoint_every = 1024
+  config.checkpoint_steps = "every:1024"
   return config

@@ -28,8 +28,8 @@ def get_config():
   config.M = 8
   config.num_steps = 9216
   config.lr_decay_fraction = 0.25
-  config.eval_every = 1024
-  config.checkpoint_every = 3072
+  config.eval_steps = "every:1024"
+  config.checkpoint_steps = "every:3072"
   return config
 
 

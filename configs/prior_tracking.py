@@ -34,5 +34,5 @@ def get_config(schedule: str = "stationary"):
   config.schedule = schedule
   for field, value in SCHEDULE_DEFAULTS[schedule].items():
     config[field] = value
-  config.snapshot_period = 512
+  config.snapshot_steps = "every:512"
   return config

@@ -10,6 +10,7 @@ import importlib.resources
 import os
 from typing import Any, NamedTuple
 
+from absl import logging
 import gin
 import haiku as hk
 import jax
@@ -20,6 +21,7 @@ import optax
 from temporal_icl import data
 from temporal_icl import heads
 from temporal_icl import model as model_lib
+from temporal_icl import renamed_fields
 from temporal_icl import schedules
 from temporal_icl import streams
 from temporal_icl import validation
@@ -69,11 +71,14 @@ class Experiment(NamedTuple):
 
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
+  """The run's pieces.  Fields under pre-0.2 names are moved to their new ones first."""
+  for message in renamed_fields.upgrade(config):
+    logging.warning(message)
   lr = learning_rate(config)
   return Experiment(
       config=config,
       model=model_lib.make_model(config),
-      head=heads.get_head(config.head, config.noise_var, config.num_components),
+      head=heads.from_config(config),
       schedule=schedules.get(config.schedule),
       optimizer=optax.adam(lr),
       lr=lr)

@@ -18,13 +18,16 @@ w* in every chain:
 
   w ← w − (ε/2) · (nβ · ∇L_m(w) + γ (w − w*)) + √ε · ξ,   ξ ~ N(0, I),
 
+(devinterp's SGLD with lr = ε, localization = γ, nbeta = nβ)
+
 with L_m the mean loss on a minibatch of m examples.  Minibatches are the
 consecutive slices of a fresh random permutation of the n examples per epoch
 (sampling without replacement within an epoch), independently per chain.  Each
-SGLD step is one draw.  Following devinterp, E_w[L_n(w)] is estimated by the
+chain first takes `num_burnin_steps` SGLD steps whose losses are discarded, then
+`num_draws` steps, each one draw (devinterp's num_burnin_steps and num_draws with
+one step between draws).  Following devinterp, E_w[L_n(w)] is estimated by the
 minibatch losses L_m(w_t) along the chains, L_m(w_t) evaluated on the batch of
-step t at the parameters *before* that step (so draw 0 is at w*); the first
-`num_burnin` draws of every chain are discarded.  L_m(w_t) is an unbiased
+step t at the parameters *before* that step (so with no burn-in, draw 0 is at w*).  L_m(w_t) is an unbiased
 estimate of L_n(w_t) because the batch is a uniformly random subset.  L_n(w*)
 is computed on the whole dataset, in chunks of m examples.
 
@@ -44,13 +47,14 @@ minibatch loss is below L_n(w*), flags this: it is near 0 for a well-resolved
 minimum (minibatch noise alone makes it slightly positive) and near 1 when the
 chains descend.
 
-Shape letters: C chains, T draws per chain (num_draws), n dataset examples,
-m minibatch size.
+Shape letters: C chains, T draws per chain (num_draws), B burn-in steps
+(num_burnin_steps), n dataset examples, m minibatch size.
 """
 
 import dataclasses
 import math
-from typing import Any, Callable, NamedTuple, Optional
+import types
+from typing import Any, Callable, List, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -64,55 +68,65 @@ class SGLDConfig:
   """Hyperparameters of the SGLD LLC estimator (validated on construction).
 
   Attributes:
-    epsilon: SGLD step size ε > 0.
-    gamma: localization strength γ >= 0.
+    epsilon: SGLD step size ε > 0 (devinterp: lr).
+    localization: strength γ >= 0 of the pull towards w* (devinterp: localization).
     nbeta: inverse temperature times n, nβ > 0; None means m / log m.
     num_chains: independent chains C >= 1, run in parallel.
-    num_draws: SGLD steps (= draws) per chain T >= 1.
-    num_burnin: draws discarded from the start of every chain, 0 <= . < T.
+    num_burnin_steps: SGLD steps B >= 0 before the draws, their losses discarded.
+    num_draws: SGLD steps T >= 1 after the burn-in, each one draw.
     batch_size: minibatch size m >= 1 (>= 2 when nbeta is None).
+
+  Errors name the field as `llc.<field>=<value>`, so that config validation
+  can report them as they are (config.llc holds the same names).
   """
   epsilon: float = 1e-4
-  gamma: float = 100.0
+  localization: float = 100.0
   nbeta: Optional[float] = None
   num_chains: int = 4
+  num_burnin_steps: int = 0
   num_draws: int = 200
-  num_burnin: int = 0
   batch_size: int = 256
 
+  @classmethod
+  def problems_of(cls, fields: Mapping[str, Any]) -> List[str]:
+    """One sentence per invalid or unknown field of `fields` (the rest default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    unknown = sorted(set(fields) - set(defaults))
+    if unknown:
+      return [f"llc has unknown fields {unknown}; expected a subset of {sorted(defaults)}."]
+    s = types.SimpleNamespace(**{**defaults, **fields})
+    found = []
+    if not s.epsilon > 0:
+      found.append(f"llc.epsilon={s.epsilon} must be > 0.")
+    if not s.localization >= 0:
+      found.append(f"llc.localization={s.localization} must be >= 0 (0: no pull).")
+    if s.nbeta is not None and not s.nbeta > 0:
+      found.append(f"llc.nbeta={s.nbeta} must be > 0, or None for m / log m.")
+    for field in ("num_chains", "num_draws", "batch_size"):
+      if getattr(s, field) < 1:
+        found.append(f"llc.{field}={getattr(s, field)} must be >= 1.")
+    if s.num_burnin_steps < 0:
+      found.append(f"llc.num_burnin_steps={s.num_burnin_steps} must be >= 0.")
+    if s.nbeta is None and s.batch_size == 1:
+      found.append("llc.batch_size=1 cannot set nβ = m / log m (log 1 = 0); use "
+                   "batch_size >= 2 or give llc.nbeta.")
+    return found
+
   def __post_init__(self):
-    if not self.epsilon > 0:
-      raise ValueError(f"llc epsilon must be > 0, got {self.epsilon}.")
-    if not self.gamma >= 0:
-      raise ValueError(f"llc gamma must be >= 0, got {self.gamma}.")
-    if self.nbeta is not None and not self.nbeta > 0:
-      raise ValueError(f"llc nbeta must be > 0 or None (= m / log m), got {self.nbeta}.")
-    if self.num_chains < 1:
-      raise ValueError(f"llc num_chains must be >= 1, got {self.num_chains}.")
-    if self.num_draws < 1:
-      raise ValueError(f"llc num_draws must be >= 1, got {self.num_draws}.")
-    if not 0 <= self.num_burnin < self.num_draws:
-      raise ValueError(f"llc num_burnin must be in [0, num_draws = {self.num_draws}), "
-                       f"got {self.num_burnin}.")
-    if self.batch_size < 1:
-      raise ValueError(f"llc batch_size must be >= 1, got {self.batch_size}.")
-    if self.nbeta is None and self.batch_size < 2:
-      raise ValueError("llc nbeta = None means m / log m, which needs batch_size >= 2; "
-                       f"got batch_size {self.batch_size}.")
+    found = self.problems_of(dataclasses.asdict(self))
+    if found:
+      raise ValueError(" ".join(found))
 
   @classmethod
   def from_config(cls, cfg) -> "SGLDConfig":
-    """From a ConfigDict (e.g. config.llc) with a subset of the field names.
+    """From a mapping (e.g. config.llc) with a subset of the field names.
 
-    Missing fields take the defaults; unknown fields raise ValueError.
+    Missing fields take the defaults; unknown or invalid fields raise ValueError.
     """
-    names = {f.name for f in dataclasses.fields(cls)}
-    given = dict(cfg.items())
-    unknown = sorted(set(given) - names)
-    if unknown:
-      raise ValueError(f"Unknown llc config fields {unknown}; expected a subset of "
-                       f"{sorted(names)}.")
-    return cls(**given)
+    found = cls.problems_of(dict(cfg.items()))
+    if found:
+      raise ValueError(" ".join(found))
+    return cls(**dict(cfg.items()))
 
   @property
   def effective_nbeta(self) -> float:
@@ -129,7 +143,7 @@ class LLCResult(NamedTuple):
     mean: [] mean over chains of the per-chain λ̂.
     std: [] sample standard deviation (ddof = 1) over chains; 0 for one chain.
     per_chain: [C] nβ · (mean post-burn-in minibatch loss − L_n(w*)) per chain.
-    loss_traces: [C, T] minibatch loss L_m(w_t) at every draw, burn-in included.
+    loss_traces: [C, B + T] minibatch loss L_m(w_t) at every step, burn-in included.
     init_loss: [] L_n(w*), the loss over the whole dataset.
     loss_below_init_fraction: [] fraction of post-burn-in draws (over all
       chains) with loss below init_loss; near 1 means the estimate is invalid.
@@ -182,10 +196,11 @@ def full_loss(loss_fn: LossFn, params: PyTree, dataset: PyTree, chunk_size: int)
 
 def _chain(loss_fn: LossFn, sgld: SGLDConfig, nbeta: float, params_star: PyTree,
            dataset: PyTree, n: int, key: jax.Array) -> jax.Array:
-  """One SGLD chain from params_star.  Returns its loss trace [T]."""
+  """One SGLD chain from params_star.  Returns its loss trace [B + T]."""
   m = sgld.batch_size
   batches_per_epoch = n // m
-  num_full_epochs, remainder = divmod(sgld.num_draws, batches_per_epoch)
+  num_full_epochs, remainder = divmod(sgld.num_burnin_steps + sgld.num_draws,
+                                      batches_per_epoch)
   perm_key, noise_key = jax.random.split(key)
   treedef = jax.tree_util.tree_structure(params_star)
   grad_fn = jax.value_and_grad(loss_fn)
@@ -199,7 +214,7 @@ def _chain(loss_fn: LossFn, sgld: SGLDConfig, nbeta: float, params_star: PyTree,
         for k, p in zip(leaf_keys, jax.tree_util.tree_leaves(params))])
 
     def update(p, g, p0, xi):
-      drift = nbeta * g + sgld.gamma * (p - p0)
+      drift = nbeta * g + sgld.localization * (p - p0)
       return (p - 0.5 * sgld.epsilon * drift + math.sqrt(sgld.epsilon) * xi).astype(p.dtype)
 
     params = jax.tree.map(update, params, grads, params_star, noise)
@@ -251,8 +266,8 @@ def make_llc_estimator(loss_fn: LossFn, sgld: SGLDConfig
     init_loss = full_loss(loss_fn, params_star, dataset, sgld.batch_size)
     chain_keys = jax.random.split(key, sgld.num_chains)
     traces = jax.vmap(
-        lambda k: _chain(loss_fn, sgld, nbeta, params_star, dataset, n, k))(chain_keys)  # [C, T]
-    kept = traces[:, sgld.num_burnin:]
+        lambda k: _chain(loss_fn, sgld, nbeta, params_star, dataset, n, k))(chain_keys)  # [C, B+T]
+    kept = traces[:, sgld.num_burnin_steps:]  # [C, T]
     per_chain = nbeta * (jnp.mean(kept, axis=1) - init_loss)  # [C]
     if sgld.num_chains > 1:
       std = jnp.std(per_chain, ddof=1)

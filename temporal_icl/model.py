@@ -228,7 +228,7 @@ class Transformer(hk.Module):
 
 def _transformer_factory(config: ml_collections.ConfigDict) -> Callable[[], Transformer]:
   """Reads sizes and gin structure now; returns a constructor for inside hk.transform."""
-  head = heads_lib.get_head(config.head, config.noise_var, config.num_components)
+  head = heads_lib.from_config(config)
   m = config.model
   structure = resolve_structure(2 * config.K)
   return lambda: Transformer(num_blocks=m.num_blocks, num_heads=m.num_heads,

@@ -31,7 +31,7 @@ from temporal_icl import model as model_lib
 
 
 def _head(config):
-  head = heads_lib.get_head(config.head, config.noise_var, config.num_components)
+  head = heads_lib.from_config(config)
   if not head.is_probabilistic:
     raise ValueError("Predictive Monte Carlo samples y from the model's predictive "
                      "distribution, which needs a probabilistic head, but "

@@ -24,6 +24,8 @@ from typing import Dict, List, Optional, Sequence, Set
 
 import numpy as np
 
+from temporal_icl import step_specs
+
 FILENAME = "snapshots.npz"
 _ARRAYS = {"steps": np.int32, "losses": np.float32, "tasks": np.float32,
            "pr": np.float32, "delta_dmmse": np.float32, "delta_ridge": np.float32}
@@ -32,12 +34,12 @@ _ARRAYS = {"steps": np.int32, "losses": np.float32, "tasks": np.float32,
 def snapshot_steps(config, num_steps: int, resample_steps: Sequence[int] = ()) -> Set[int]:
   """Steps at which snapshots are taken.
 
-  Every `snapshot_period` steps from 0 and the last step; plus, with
+  The steps of the spec `snapshot_steps`; plus, with
   `dense_snapshot_period`, every that many steps inside [dense_step_start,
   dense_step_end), or — when no explicit window is given — inside the
   `dense_snapshot_window` steps after each resampling event.
   """
-  steps = set(range(0, num_steps + 1, config.snapshot_period)) | {num_steps}
+  steps = set(step_specs.parse(config.snapshot_steps, num_steps))
   period = config.dense_snapshot_period
   if period:
     if config.dense_step_start is not None:

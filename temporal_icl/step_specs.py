@@ -9,7 +9,8 @@ A step spec is one of
   'log:N'         N steps log-spaced from 1 to the last step (rounded, distinct),
                   plus step 0 — the early steps, where development is fastest,
                   get most of them;
-  '10,100,5000'   exactly these steps (those beyond the last step are ignored).
+  '10,100,5000'   exactly these steps (those beyond the last step are ignored);
+  'A+B'           the union of the specs A and B, e.g. 'every:4096+log:16'.
 
 The last-step rule, stated once: 'every:N' and 'log:N' always include the last
 step (so the final model is always measured); an explicit list includes only
@@ -36,15 +37,20 @@ def every(n: int, num_steps: int) -> List[int]:
 
 
 def parse(spec: StepSpec, num_steps: int, *, include_zero: bool = True) -> List[int]:
-  """Sorted distinct steps in [0, num_steps] named by `spec`."""
-  steps = _parse(spec, num_steps)
+  """Sorted distinct steps in [0, num_steps] named by `spec` (StepSpecError if none)."""
+  try:
+    steps = _parse(spec, num_steps)
+  except StepSpecError as e:
+    raise StepSpecError(f"{spec!r}: {e}") from None
   return steps if include_zero else [s for s in steps if s != 0]
 
 
 def _parse(spec: StepSpec, num_steps: int) -> List[int]:
+  if isinstance(spec, str) and "+" in spec:
+    return sorted(set().union(*(_parse(part, num_steps) for part in spec.split("+"))))
   if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
     if spec < 0:
-      raise StepSpecError(f"{spec}: a step count must be >= 0 (0 means never).")
+      raise StepSpecError("a step count must be >= 0 (0 means never).")
     return every(int(spec), num_steps) if spec else []
   spec = (spec or "").strip()
   if not spec:
@@ -56,7 +62,7 @@ def _parse(spec: StepSpec, num_steps: int) -> List[int]:
     except ValueError:
       n = 0
     if n <= 0:
-      raise StepSpecError(f"'{spec}': '{kind}:' needs a positive integer, e.g. '{kind}:16'.")
+      raise StepSpecError(f"'{kind}:' needs a positive integer, e.g. '{kind}:16'.")
     if kind == "every":
       steps = set(every(n, num_steps))
     else:
@@ -65,17 +71,17 @@ def _parse(spec: StepSpec, num_steps: int) -> List[int]:
   try:
     steps = {int(s) for s in spec.split(",") if s.strip()}
   except ValueError:
-    raise StepSpecError(f"'{spec}' is not a step spec: use '', 'every:N', 'log:N' or "
-                        "a comma-separated list of steps.") from None
+    raise StepSpecError("not a step spec: use '', 'every:N', 'log:N', "
+                        "a comma-separated list of steps, or specs joined by '+'.") from None
   if any(s < 0 for s in steps):
-    raise StepSpecError(f"'{spec}': steps must be >= 0.")
+    raise StepSpecError("steps must be >= 0.")
   return sorted(s for s in steps if s <= num_steps)
 
 
 def problems(name: str, spec: StepSpec, num_steps: int) -> List[str]:
   """Config-validation sentences for field `name` (empty when fine)."""
   try:
-    parse(spec, num_steps)
+    _parse(spec, num_steps)
   except StepSpecError as e:
     return [f"config.{name}={spec!r}: {e}"]
   return []

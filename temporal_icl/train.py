@@ -37,6 +37,7 @@ import optax
 from temporal_icl import experiment
 from temporal_icl import measurements as measurements_lib
 from temporal_icl import multihost
+from temporal_icl import renamed_fields
 from temporal_icl import step_specs
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
@@ -147,6 +148,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     max_chunk_seconds: the longest a single device call may run (measured speed
       sets its step count), which bounds how long a stop request waits.
   """
+  for message in renamed_fields.upgrade(config):
+    logging.warning(message)
   # Every check that can fail on a user mistake runs before the workdir is touched.
   validation.validate(config, jax.device_count())
   c = config
@@ -195,7 +198,7 @@ def _train(exp: experiment.Experiment, workdir: str,
   actions = [periodic_actions.PeriodicCallback(on_steps=m.steps,
                                                callback_fn=_timed(m, progress))
              for m in measurements]
-  checkpoint_steps = set(step_specs.parse(c.checkpoint_every, T, include_zero=False))
+  checkpoint_steps = set(step_specs.parse(c.checkpoint_steps, T, include_zero=False))
 
   def checkpoint(step: int, state: experiment.TrainState):
     with progress.timed("checkpoint"):

@@ -5,7 +5,7 @@ Layout of a workdir:
   operative_config.gin   the gin bindings the network was built with
   checkpoints/<step>/    orbax checkpoints of the TrainState (for resuming)
   trajectory/<step>/     TrainStates kept at config.trajectory_steps (for analysis)
-  snapshots.npz          prior-tracking snapshots (when config.snapshot_period > 0)
+  snapshots.npz          prior-tracking snapshots (when config.snapshot_steps is set)
   events.out.tfevents.*  CLU / TensorBoard summaries (every metric, every step)
   FINISHED               written when the run completed all its steps
 """
@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
+
+from temporal_icl import renamed_fields
 
 CONFIG_FILE = "config.json"
 FINISHED_FILE = "FINISHED"
@@ -58,9 +60,9 @@ def require_run(workdir: str) -> None:
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a run recorded in its config.json."""
+  """The config a run recorded in its config.json, in today's field names."""
   with open(os.path.join(workdir, CONFIG_FILE)) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return ml_collections.ConfigDict(renamed_fields.upgraded(json.load(f)))
 
 
 def config_diff(old: Dict[str, Any], new: Dict[str, Any],
@@ -87,7 +89,7 @@ def prepare(workdir: str, config: ml_collections.ConfigDict,
   extended = False
   if not restart and os.path.exists(path):
     with open(path) as f:
-      old = json.load(f)
+      old = renamed_fields.upgraded(json.load(f))  # a run recorded before 0.2 renames
     diff = config_diff(old, new, ignore=resumable_changes)
     if diff:
       raise ResumeError(

@@ -1,4 +1,4 @@
-"""Energy distance of the implicit prior to both Bayes priors, every `energy_distance_every` steps.
+"""Energy distance of the implicit prior to both Bayes priors, at `energy_distance_steps`.
 
 Writes energy_dist/prior/{ridge,dmmse} and per-dimension histograms prior/dim_i
 of the predictive-Monte-Carlo task samples (temporal_icl.prior).  Needs a
@@ -11,6 +11,7 @@ import numpy as np
 from temporal_icl import data
 from temporal_icl import energy
 from temporal_icl import experiment
+from temporal_icl import heads
 from temporal_icl import prior
 from temporal_icl import step_specs
 from temporal_icl import streams
@@ -31,7 +32,7 @@ class EnergyDistance:
 
   def __init__(self, config, writer, exp=None):
     self._config, self._writer, self._exp = config, writer, exp
-    self.steps = set(step_specs.parse(config.energy_distance_every, config.num_steps))
+    self.steps = set(step_specs.parse(config.energy_distance_steps, config.num_steps))
     self._sample = prior.make_prior_sampler(config, config.energy_num_samples, config.K)
 
   def measure(self, step: int, params, tasks) -> dict:
@@ -51,8 +52,19 @@ class EnergyDistance:
     self.measure(step, state.params, experiment.training_tasks(self._exp, state.schedule))
 
 
+def problems(config):
+  found = step_specs.problems("energy_distance_steps", config.energy_distance_steps,
+                              config.num_steps)
+  if found or not step_specs.parse(config.energy_distance_steps, config.num_steps):
+    return found
+  found += heads.sampling_problems(config, "energy_distance_steps")
+  if config.energy_num_samples < 2:
+    found.append(f"config.energy_num_samples={config.energy_num_samples} must be >= 2.")
+  return found
+
+
 def build(context):
   c = context.config
-  if not c.energy_distance_every:
+  if not step_specs.parse(c.energy_distance_steps, c.num_steps):
     return None
   return EnergyDistance(c, context.writer, context.experiment)

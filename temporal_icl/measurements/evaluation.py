@@ -1,4 +1,4 @@
-"""The spec's metrics every `eval_every` steps: errors, NLL, Δ_PT on train and test tasks.
+"""The spec's metrics at `eval_steps`: errors, NLL, Δ_PT on train and test tasks.
 
 Train-task metrics use the batch of the last step trained (step − 1), test-task
 metrics a held-out set: fresh N(0, I_D) tasks from the run's seed, or the TFDS
@@ -43,7 +43,7 @@ class Evaluation:
 
   def __init__(self, context):
     c, self._exp, self._writer = context.config, context.experiment, context.writer
-    self.steps = set(step_specs.parse(c.eval_every, c.num_steps))
+    self.steps = set(step_specs.parse(c.eval_steps, c.num_steps))
     self._evaluator = evaluation.Evaluator(
         c, self._exp.model.apply, self._exp.head,
         experiment.stream_key(c.seed, "test_set"), eval_dataset(c))
@@ -57,5 +57,16 @@ class Evaluation:
     self._writer.write_scalars(step, metrics)
 
 
+def problems(config):
+  found = step_specs.problems("eval_steps", config.eval_steps, config.num_steps)
+  if config.eval_batch_size < 1:
+    found.append(f"config.eval_batch_size={config.eval_batch_size} must be >= 1.")
+  if config.eval_dataset and not config.eval_dataset.startswith("iclr_eval/"):
+    found.append(f"config.eval_dataset={config.eval_dataset!r} must name a TFDS set of "
+                 "temporal_icl.datasets, e.g. 'iclr_eval/d8_k16' (or be '').")
+  return found
+
+
 def build(context):
-  return Evaluation(context)
+  c = context.config
+  return Evaluation(context) if step_specs.parse(c.eval_steps, c.num_steps) else None

@@ -1,4 +1,4 @@
-"""Local learning coefficient (temporal_icl.llc) at `llc_steps` and every `llc_every` steps.
+"""Local learning coefficient (temporal_icl.llc) at `llc_steps`.
 
 Writes llc/{mean,std,loss_below_init_fraction}.  The SGLD dataset is
 `llc.dataset_size` sequences drawn from the current task set with one fixed key:
@@ -16,10 +16,9 @@ from temporal_icl import step_specs
 from temporal_icl import streams
 
 
-def llc_steps(config):
-  """The union of the two step specs `llc_steps` and `llc_every`."""
-  T = config.num_steps
-  return set(step_specs.parse(config.llc_steps, T)) | set(step_specs.parse(config.llc_every, T))
+def _sgld_fields(config) -> dict:
+  """config.llc without the dataset size: the fields of llc.SGLDConfig."""
+  return {k: v for k, v in config.llc.items() if k != "dataset_size"}
 
 
 class LocalLearningCoefficient:
@@ -28,9 +27,8 @@ class LocalLearningCoefficient:
 
   def __init__(self, config, exp, writer):
     self._config, self._exp, self._writer = config, exp, writer
-    self.steps = llc_steps(config)
-    fields = {k: v for k, v in config.llc.items() if k != "dataset_size"}
-    self.sgld = llc.SGLDConfig(**fields)
+    self.steps = set(step_specs.parse(config.llc_steps, config.num_steps))
+    self.sgld = llc.SGLDConfig.from_config(_sgld_fields(config))
     self._estimate = llc.make_llc_estimator(lambda params, batch: exp.loss(params, *batch),
                                             self.sgld)
 
@@ -57,7 +55,22 @@ class LocalLearningCoefficient:
     self.measure(step, state.params, experiment.training_tasks(self._exp, state.schedule))
 
 
+def problems(config):
+  """The step spec, then SGLDConfig's own rules, then the dataset's."""
+  found = step_specs.problems("llc_steps", config.llc_steps, config.num_steps)
+  if found or not step_specs.parse(config.llc_steps, config.num_steps):
+    return found
+  found += [f"config.{p}" for p in llc.SGLDConfig.problems_of(_sgld_fields(config))]
+  size = config.llc.dataset_size
+  if size < 1:
+    found.append(f"config.llc.dataset_size={size} must be >= 1.")
+  elif config.llc.batch_size > size:
+    found.append(f"config.llc.batch_size={config.llc.batch_size} must be <= "
+                 f"config.llc.dataset_size={size}.")
+  return found
+
+
 def build(context):
-  if not llc_steps(context.config):
+  if not step_specs.parse(context.config.llc_steps, context.config.num_steps):
     return None
   return LocalLearningCoefficient(context.config, context.experiment, context.writer)

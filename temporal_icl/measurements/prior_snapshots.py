@@ -1,4 +1,4 @@
-"""Prior-tracking snapshots (temporal_icl.snapshots) every `snapshot_period` steps.
+"""Prior-tracking snapshots (temporal_icl.snapshots) at `snapshot_steps`.
 
 Each snapshot holds PMC samples of the implicit prior, the task set, the latest
 training loss and Δ_PT on a fresh current-task batch; with `dense_snapshot_period`
@@ -14,8 +14,10 @@ from temporal_icl import baselines
 from temporal_icl import data
 from temporal_icl import evaluation
 from temporal_icl import experiment
+from temporal_icl import heads
 from temporal_icl import prior
 from temporal_icl import snapshots
+from temporal_icl import step_specs
 from temporal_icl import streams
 from temporal_icl import workdir as workdir_lib
 
@@ -71,5 +73,33 @@ class PriorSnapshots:
       self.file.write()
 
 
+def problems(config):
+  c = config
+  found = step_specs.problems("snapshot_steps", c.snapshot_steps, c.num_steps)
+  if found or not step_specs.parse(c.snapshot_steps, c.num_steps):
+    return found
+  found += heads.sampling_problems(c, "snapshot_steps")
+  if c.num_pr_samples < 1:
+    found.append(f"config.num_pr_samples={c.num_pr_samples} must be >= 1.")
+  if c.K > 0 and not 1 <= c.pr_generation_steps <= c.K:
+    found.append(f"config.pr_generation_steps={c.pr_generation_steps} must lie in "
+                 f"[1, K={c.K}] (rollouts cannot exceed the model's context).")
+  if c.dense_snapshot_period is not None and c.dense_snapshot_period <= 0:
+    found.append(f"config.dense_snapshot_period={c.dense_snapshot_period} must be "
+                 "positive (or None for no dense snapshots).")
+  start, end = c.dense_step_start, c.dense_step_end
+  if (start is None) != (end is None):
+    found.append(f"config.dense_step_start={start} and config.dense_step_end={end} "
+                 "must be set together.")
+  elif start is not None and not 0 <= start < end:
+    found.append(f"config.dense_step_start={start} must satisfy 0 <= start < "
+                 f"config.dense_step_end={end}.")
+  if start is not None and c.dense_snapshot_period is None:
+    found.append("config.dense_step_start/end need config.dense_snapshot_period to take "
+                 "dense snapshots.")
+  return found
+
+
 def build(context):
-  return PriorSnapshots(context) if context.config.snapshot_period else None
+  c = context.config
+  return PriorSnapshots(context) if step_specs.parse(c.snapshot_steps, c.num_steps) else None

@@ -23,5 +23,10 @@ class Trajectory:
     self._manager.wait_until_finished()
 
 
+def problems(config):
+  return step_specs.problems("trajectory_steps", config.trajectory_steps, config.num_steps)
+
+
 def build(context):
-  return Trajectory(context) if context.config.trajectory_steps else None
+  c = context.config
+  return Trajectory(context) if step_specs.parse(c.trajectory_steps, c.num_steps) else None

@@ -26,7 +26,9 @@ def test_step_specs():
   log = step_specs.parse("log:8", 1000)
   assert log[0] == 0 and log[1] == 1 and log[-1] == 1000 and len(log) == 9
   assert all(b / a >= 2 for a, b in zip(log[2:], log[3:]))  # log-spaced, not linear
-  for bad in ("log:0", "every:x", "1,a", "-3"):
+  assert step_specs.parse("every:40+5,7", 100) == [0, 5, 7, 40, 80, 100]  # a union
+  assert step_specs.parse(25, 100) == step_specs.parse("every:25", 100)
+  for bad in ("log:0", "every:x", "1,a", "-3", "every:40+log:"):
     with pytest.raises(step_specs.StepSpecError):
       step_specs.parse(bad, 100)
 
@@ -34,12 +36,16 @@ def test_step_specs():
 def test_bad_analysis_config_is_one_sentence_each():
   c = tiny_config.get_config()
   c.llc_steps, c.trajectory_steps = "log:x", "every:0"
-  c.llc.num_burnin = c.llc.num_draws
   problems = validation.find_problems(c)
-  assert len(problems) == 3
+  assert len(problems) == 2
   assert any("llc_steps" in p for p in problems)
   assert any("trajectory_steps" in p for p in problems)
-  assert any("num_burnin" in p for p in problems)
+  c.llc_steps, c.trajectory_steps = "log:4", ""
+  c.llc.num_burnin_steps, c.llc.localization, c.llc.dataset_size = -1, -2.0, 8
+  assert sorted(validation.find_problems(c)) == [
+      "config.llc.batch_size=64 must be <= config.llc.dataset_size=8.",
+      "config.llc.localization=-2.0 must be >= 0 (0: no pull).",
+      "config.llc.num_burnin_steps=-1 must be >= 0."]
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +56,8 @@ def analysed_runs(tmp_path_factory):
   for gamma in (0.0, 0.5):
     c = tiny_config.get_config()
     c.head, c.gamma = "gaussian", gamma
-    c.energy_distance_every = 24
-    c.snapshot_period, c.pr_generation_steps, c.num_pr_samples = 8, 4, 32
+    c.energy_distance_steps = "every:24"
+    c.snapshot_steps, c.pr_generation_steps, c.num_pr_samples = "every:8", 4, 32
     c.llc_steps = "0,48"
     c.llc.num_draws, c.llc.num_chains, c.llc.dataset_size = 20, 2, 64
     c.llc.batch_size = 16
@@ -189,7 +195,7 @@ def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, locali
   from temporal_icl.measurements import llc as llc_measurement  # pylint: disable=g-import-not-at-top
   c = tiny_config.get_config()
   c.llc.num_draws, c.llc.num_chains, c.llc.dataset_size, c.llc.batch_size = 20, 2, 64, 16
-  c.llc.epsilon, c.llc.gamma = epsilon, localization
+  c.llc.epsilon, c.llc.localization = epsilon, localization
   experiment.parse_gin(c)
   exp = experiment.build(c)
   state = experiment.init_state(exp)

@@ -1,24 +1,29 @@
-"""A schedule and a measurement from outside the package run through the binary.
+"""A schedule, a measurement and a head from outside the package run through the binary.
 
 examples/sign_flip.py flips every task's sign every 16 steps; examples/task_sum.py
-writes the sum of the task entries every 16 steps; examples/toy_config.py names
-both.  Nothing in temporal_icl/ knows of them.
+writes the sum of the task entries every 16 steps; examples/laplace_head.py
+predicts a Laplace distribution; examples/toy_config.py names all three.
+Nothing in temporal_icl/ knows of them.
 """
 
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
+from scipy import stats
 
+from examples import laplace_head
 from temporal_icl import export
+from temporal_icl import heads
 from temporal_icl import schedules
 from temporal_icl import validation
 from temporal_icl.tests import binary
 from configs import base
 
 
-def test_toy_schedule_and_measurement_run_through_the_binary(tmp_path):
+def test_toy_schedule_measurement_and_head_run_through_the_binary(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   result = subprocess.run(
       [sys.executable, "-m", "temporal_icl.main", "--config=examples/toy_config.py",
@@ -32,14 +37,35 @@ def test_toy_schedule_and_measurement_run_through_the_binary(tmp_path):
   # 32 (update 16), two at 48, three at 64.
   assert abs(sums[0]) > 1e-3
   np.testing.assert_allclose(sums, sums[0] * np.array([1, 1, -1, 1, -1]), rtol=1e-6)
+  # The head is the Laplace one: probabilistic, so the NLL is written (a point head
+  # writes none); its math is checked in-process below.
+  _, nll = export.scalar_array(export.read_scalars(str(tmp_path))["train_nll_model"])
+  assert len(nll) == 5 and np.all(np.isfinite(nll))
+
+
+def test_toy_head_is_found_by_name_and_is_the_laplace_distribution():
+  c = base.get_config()
+  c.head = "examples.laplace_head"
+  head = heads.from_config(c)
+  assert isinstance(head, laplace_head.LaplaceHead) and validation.find_problems(c) == []
+  raw = jax.random.normal(jax.random.PRNGKey(0), (5, 2))
+  y = jax.random.normal(jax.random.PRNGKey(1), (5,))
+  loc, scale = head.params(raw)
+  np.testing.assert_allclose(head.nll(raw, y), -stats.laplace.logpdf(y, loc, scale),
+                             rtol=1e-5)
+  draws = head.sample(jax.random.PRNGKey(2), jax.numpy.tile(raw[:1], (20000, 1)))
+  assert stats.kstest(draws, stats.laplace(loc[0], scale[0]).cdf).pvalue > 1e-3
 
 
 def test_unknown_schedule_and_measurement_are_one_sentence_each():
   c = base.get_config()
   c.schedule = "no_such_schedule"
+  c.head = "no_such_head"
   c.measurements = c.measurements + ("no_such_measurement",)
   problems = validation.find_problems(c)
   assert any(p.startswith("config.schedule='no_such_schedule' is not a schedule; valid: "
                           + ", ".join(schedules.names())) for p in problems), problems
   assert any("'no_such_measurement', which is not a measurement; valid: " in p
              for p in problems), problems
+  assert ("config.head='no_such_head' is not a head; valid: gaussian, mog, point, or an "
+          "importable module path.") in problems

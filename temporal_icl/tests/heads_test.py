@@ -28,7 +28,7 @@ def test_mixture_variances_are_floored_only_when_asked():
   raw = _raw(9, scale=100.0)
   _, _, var = heads.get_head("mog", NOISE_VAR, 3).params(raw)  # the paper's: 1e-6 floor
   assert np.all(var >= heads.VARIANCE_EPS) and np.min(var) < 1e-3
-  _, _, floored = heads.MixtureHead(NOISE_VAR, 3, floor_at_noise=True).params(raw)
+  _, _, floored = heads.mog.MixtureHead(NOISE_VAR, 3, floor_at_noise=True).params(raw)
   np.testing.assert_allclose(floored, var + NOISE_VAR, rtol=1e-6)
   assert np.all(floored >= NOISE_VAR)
 
@@ -95,5 +95,5 @@ def test_point_head_refuses_likelihood_and_sampling():
 
 
 def test_unknown_head_lists_valid_names():
-  with pytest.raises(ValueError, match="point, gaussian, mog"):
+  with pytest.raises(ValueError, match="gaussian, mog, point"):
     heads.get_head("cauchy", NOISE_VAR)

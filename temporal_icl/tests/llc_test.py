@@ -26,8 +26,8 @@ from temporal_icl import llc
 
 N = 10_000
 NOISE_STD = 0.1
-SGLD = llc.SGLDConfig(epsilon=2e-3, gamma=1.0, num_chains=8, num_draws=2000, num_burnin=200,
-                      batch_size=256)
+SGLD = llc.SGLDConfig(epsilon=2e-3, localization=1.0, num_chains=8, num_burnin_steps=200,
+                      num_draws=1800, batch_size=256)
 
 
 def _linear_loss(params, batch):
@@ -93,7 +93,7 @@ def test_singular_model_has_lower_coefficient_than_regular():
   params_star = {"a": jnp.zeros(()), "b": jnp.zeros(())}
   result = llc.make_llc_estimator(_product_loss, SGLD)(params_star, dataset, jax.random.PRNGKey(3))
   singular = float(result.mean)
-  exact = _product_posterior_value(dataset, SGLD.effective_nbeta, SGLD.gamma)
+  exact = _product_posterior_value(dataset, SGLD.effective_nbeta, SGLD.localization)
   assert singular < 0.8, singular
   # Over 8 seeds the estimate ranged 0.27..0.35 around the exact value ≈ 0.32.
   assert abs(singular - exact) < 0.3 * exact, (singular, exact)
@@ -105,9 +105,9 @@ def test_singular_model_has_lower_coefficient_than_regular():
 
 def test_result_shapes_and_failure_signal():
   result = _regular_result(2)
-  C, T = SGLD.num_chains, SGLD.num_draws
+  C, B, T = SGLD.num_chains, SGLD.num_burnin_steps, SGLD.num_draws
   assert result.per_chain.shape == (C,)
-  assert result.loss_traces.shape == (C, T)
+  assert result.loss_traces.shape == (C, B + T)
   for name in ("mean", "std", "init_loss", "loss_below_init_fraction"):
     assert getattr(result, name).shape == (), name
   assert np.all(np.isfinite(result.loss_traces))
@@ -129,13 +129,13 @@ def test_partial_epochs_determinism_and_chunked_loss():
   dataset, _, w_star = _linear_problem(3, seed=11)
   dataset = jax.tree.map(lambda leaf: leaf[:1000], dataset)
   params = {"linear": {"w": w_star}}
-  sgld = llc.SGLDConfig(epsilon=1e-3, gamma=1.0, num_chains=3, num_draws=50, num_burnin=5,
-                        batch_size=64)  # 15 batches per epoch.
+  sgld = llc.SGLDConfig(epsilon=1e-3, localization=1.0, num_chains=3, num_burnin_steps=5,
+                        num_draws=45, batch_size=64)  # 15 batches per epoch.
   estimate = llc.make_llc_estimator(_linear_loss, sgld)
   first = estimate(params, dataset, jax.random.PRNGKey(0))
   again = estimate(params, dataset, jax.random.PRNGKey(0))
   other = estimate(params, dataset, jax.random.PRNGKey(1))
-  assert first.loss_traces.shape == (3, 50)
+  assert first.loss_traces.shape == (3, 5 + 45)
   np.testing.assert_array_equal(first.loss_traces, again.loss_traces)
   assert not np.allclose(first.loss_traces, other.loss_traces)
   # Chains differ from each other, and every draw is a finite loss.
@@ -155,30 +155,63 @@ def test_default_nbeta_and_from_config():
   assert llc.SGLDConfig(batch_size=256).effective_nbeta == pytest.approx(256 / np.log(256))
   assert llc.SGLDConfig(nbeta=10.0).effective_nbeta == 10.0
   cfg = ml_collections.ConfigDict()
-  cfg.llc = ml_collections.ConfigDict(dict(epsilon=3e-4, gamma=10.0, num_chains=2, num_draws=50,
-                                           num_burnin=10, batch_size=32))
+  cfg.llc = ml_collections.ConfigDict(dict(epsilon=3e-4, localization=10.0, num_chains=2,
+                                           num_draws=50, num_burnin_steps=10, batch_size=32))
   sgld = llc.SGLDConfig.from_config(cfg.llc)
-  assert sgld == llc.SGLDConfig(epsilon=3e-4, gamma=10.0, nbeta=None, num_chains=2, num_draws=50,
-                                num_burnin=10, batch_size=32)
-  with pytest.raises(ValueError, match="Unknown llc config fields"):
+  assert sgld == llc.SGLDConfig(epsilon=3e-4, localization=10.0, nbeta=None, num_chains=2,
+                                num_draws=50, num_burnin_steps=10, batch_size=32)
+  with pytest.raises(ValueError, match="unknown fields"):
     llc.SGLDConfig.from_config(ml_collections.ConfigDict(dict(epsilom=1e-3)))
 
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(epsilon=0.0), "epsilon"),
     (dict(epsilon=-1e-3), "epsilon"),
-    (dict(gamma=-1.0), "gamma"),
+    (dict(localization=-1.0), "localization"),
     (dict(nbeta=0.0), "nbeta"),
     (dict(num_chains=0), "num_chains"),
     (dict(num_draws=0), "num_draws"),
-    (dict(num_draws=10, num_burnin=10), "num_burnin"),
-    (dict(num_burnin=-1), "num_burnin"),
+    (dict(num_burnin_steps=-1), "num_burnin_steps"),
     (dict(batch_size=0), "batch_size"),
     (dict(batch_size=1), "batch_size >= 2"),
+    (dict(batch_size=1, num_chains=0), "num_chains=0 must be >= 1. llc.batch_size=1"),
 ])
 def test_bad_config_raises(kwargs, match):
   with pytest.raises(ValueError, match=match):
     llc.SGLDConfig(**kwargs)
+
+
+def test_burn_in_steps_come_before_the_draws():
+  """devinterp's semantics: B burn-in steps, then T draws, all B + T steps traced."""
+  dataset, _, w_star = _linear_problem(3, seed=5)
+  params = {"linear": {"w": w_star}}
+  key = jax.random.PRNGKey(3)
+  common = dict(epsilon=1e-3, localization=1.0, num_chains=2, batch_size=64)
+  burned = llc.make_llc_estimator(_linear_loss, llc.SGLDConfig(
+      num_burnin_steps=7, num_draws=13, **common))(params, dataset, key)
+  plain = llc.make_llc_estimator(_linear_loss, llc.SGLDConfig(
+      num_burnin_steps=0, num_draws=20, **common))(params, dataset, key)
+  assert burned.loss_traces.shape == (2, 20)
+  np.testing.assert_array_equal(burned.loss_traces, plain.loss_traces)  # the same chains
+  expected = burned.init_loss + np.mean(plain.loss_traces[:, 7:], axis=1) - plain.init_loss
+  np.testing.assert_allclose(burned.per_chain / llc.SGLDConfig(**common).effective_nbeta,
+                             expected - burned.init_loss, rtol=1e-5, atol=1e-7)
+
+
+def test_gamma_zero_and_batch_of_one_with_explicit_nbeta_are_valid():
+  """The rules config validation now takes from SGLDConfig (they used to disagree)."""
+  assert llc.SGLDConfig.problems_of(dict(localization=0.0)) == []
+  assert llc.SGLDConfig.problems_of(dict(batch_size=1, nbeta=5.0)) == []
+  from configs import base  # pylint: disable=g-import-not-at-top
+  from temporal_icl import validation  # pylint: disable=g-import-not-at-top
+  c = base.get_config()
+  c.llc_steps = "log:4"
+  c.llc.localization, c.llc.batch_size, c.llc.nbeta = 0.0, 1, 5.0
+  assert validation.find_problems(c) == []
+  c.llc.nbeta = None
+  assert validation.find_problems(c) == [
+      "config.llc.batch_size=1 cannot set nβ = m / log m (log 1 = 0); use batch_size >= 2 "
+      "or give llc.nbeta."]
 
 
 def test_bad_dataset_raises():

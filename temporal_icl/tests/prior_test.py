@@ -80,7 +80,7 @@ def test_prior_sampler_batches_give_one_ols_task_per_rollout():
 
 def test_snapshot_steps():
   c = prior_tracking.get_config("equispaced")
-  c.snapshot_period, c.dense_snapshot_period, c.dense_snapshot_window = 10, 3, 7
+  c.snapshot_steps, c.dense_snapshot_period, c.dense_snapshot_window = "every:10", 3, 7
   assert snapshots.snapshot_steps(c, 35, [12]) == {0, 10, 20, 30, 35, 12, 15, 18}
   c.dense_step_start, c.dense_step_end = 21, 26
   assert snapshots.snapshot_steps(c, 35, [12]) == {0, 10, 20, 30, 35, 21, 24}
@@ -89,7 +89,7 @@ def test_snapshot_steps():
 def _tracking_config():
   c = tiny_config.get_config()
   c.head, c.schedule, c.gamma, c.R = "gaussian", "equispaced", 0.0, 3
-  c.snapshot_period, c.num_pr_samples, c.pr_generation_steps = 8, 20, 3
+  c.snapshot_steps, c.num_pr_samples, c.pr_generation_steps = "every:8", 20, 3
   c.dense_snapshot_period, c.dense_snapshot_window = 2, 4
   return c
 
@@ -132,8 +132,8 @@ def test_energy_distance_action_and_its_independence_from_training(tmp_path):
   c = tiny_config.get_config()
   c.head = "gaussian"
   plain = train.train_and_evaluate(c, str(tmp_path / "plain"))
-  c.energy_distance_every = 16
-  c.snapshot_period, c.pr_generation_steps = 16, 4
+  c.energy_distance_steps = "every:16"
+  c.snapshot_steps, c.pr_generation_steps = "every:16", 4
   measured = train.train_and_evaluate(c, str(tmp_path / "measured"))
   for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(measured)):
     np.testing.assert_array_equal(a, b)  # measurements never touch training keys

@@ -21,9 +21,9 @@ def get_config():
   config.model.mlp_size = 16
   config.batch_size = 8
   config.num_steps = 48
-  config.eval_every = 8
+  config.eval_steps = "every:8"
   config.eval_batch_size = 16
-  config.checkpoint_every = 16
+  config.checkpoint_steps = "every:16"
   config.energy_num_samples = 64
   return config
 

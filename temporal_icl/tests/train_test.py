@@ -180,7 +180,7 @@ def test_sigterm_mid_chunk_is_answered_within_the_chunk_cap(tmp_path):
   child = subprocess.Popen(
       [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
        f"--workdir={tmp_path}", "--config.num_steps=1000000",
-       "--config.eval_every=1000000", "--config.checkpoint_every=1000000",
+       "--config.eval_steps=every:1000000", "--config.checkpoint_steps=every:1000000",
        "--max_chunk_seconds=0.5"],
       cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 120
@@ -230,8 +230,8 @@ def test_measurements_do_not_change_the_trajectory(whole_run, tmp_path):
   # and keeps a log-spaced trajectory of states.
   plain, _ = whole_run
   config = tiny_config.get_config()
-  config.eval_every = 48
-  config.checkpoint_every = 48
+  config.eval_steps = "48"
+  config.checkpoint_steps = "48"
   config.llc_steps = "0,20,48"
   config.llc.num_draws, config.llc.num_chains, config.llc.dataset_size = 10, 2, 32
   config.llc.batch_size = 16
@@ -276,7 +276,7 @@ def test_bad_config_exits_with_sentences_and_no_traceback(tmp_path):
   assert result.returncode == 2
   assert "config.model.num_heads=3 must divide config.model.embed_size=16" in result.stderr
   assert "config.noise_var=0" in result.stderr
-  assert "config.head='cauchy' is not a head; valid: point, gaussian, mog" in result.stderr
+  assert "config.head='cauchy' is not a head; valid: gaussian, mog, point" in result.stderr
   assert "Traceback" not in result.stderr
 
 
@@ -348,7 +348,7 @@ def test_batch_not_divisible_by_devices(tmp_path):
 def test_the_latest_checkpoints_are_kept_and_every_trajectory_state(tmp_path):
   from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = tiny_config.get_config()
-  config.checkpoint_every, config.trajectory_steps = 8, "every:8"
+  config.checkpoint_steps, config.trajectory_steps = "every:8", "every:8"
   train.train_and_evaluate(config, str(tmp_path))
   kept = sorted(int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit())
   assert kept == [48 - 8 * i for i in range(workdir_lib.CHECKPOINTS_KEPT)][::-1]

@@ -28,17 +28,24 @@ def test_defaults_are_valid():
     (dict(K=-1), "config.K=-1 must be a positive number"),
     (dict(batch_size=0), "config.batch_size=0 must be a positive number"),
     (dict(num_steps=0), "config.num_steps=0 must be a positive number"),
-    (dict(eval_every=-64), "config.eval_every=-64 must be a positive number"),
+    (dict(eval_steps="every:-64"), "config.eval_steps='every:-64': 'every:' needs a "
+     "positive integer"),
     (dict(noise_var=0.0), "config.noise_var=0.0 must be a positive number"),
     (dict(schedule="mala", gamma=-0.1), "config.gamma=-0.1 must be >= 0"),
     (dict(schedule="dirichlet", R=-2), "config.R=-2 must be >= 0"),
     (dict(schedule="mala", gamma=0.01, R=3), "choose one kind of non-stationarity"),
     (dict(schedule="brownian"), "config.schedule='brownian' is not a schedule; valid: "
      "dirichlet, equispaced, mala, stationary"),
-    (dict(head="laplace"), "config.head='laplace' is not a head; valid: point, "
-     "gaussian, mog"),
-    (dict(energy_distance_every=800), "needs a probabilistic head to sample from, but "
+    (dict(head="laplace"), "config.head='laplace' is not a head; valid: gaussian, "
+     "mog, point"),
+    (dict(energy_distance_steps="every:800"), "config.energy_distance_steps='every:800' "
+     "samples the implicit prior, which needs a probabilistic head, but "
      "config.head='point'"),
+    (dict(snapshot_steps="log:8"), "config.snapshot_steps='log:8' samples the implicit "
+     "prior, which needs a probabilistic head"),
+    (dict(head="mog", num_components=0), "config.num_components=0 must be >= 1"),
+    (dict(eval_batch_size=0), "config.eval_batch_size=0 must be >= 1"),
+    (dict(checkpoint_steps="every"), "config.checkpoint_steps='every'"),
     (dict(delta_tail_start=16), "config.delta_tail_start=16 must lie in [0, K-1=15]"),
     (dict(delta_tail_start=-1), "config.delta_tail_start=-1 must lie in [0, K-1=15]"),
     (dict(delta_prompt_length=0), "config.delta_prompt_length=0 must lie in [1, K=16]"),
