@@ -59,6 +59,22 @@ def test_learning_rate_warms_up_holds_then_decays_linearly(warmup, decay):
                              atol=1e-9)
 
 
+@pytest.mark.parametrize("num_steps", [400, 4096, 9216, 27648, 524288])
+def test_learning_rate_between_warm_up_and_decay_is_the_peak_exactly(num_steps):
+  """Inside the jitted step the rate holds the float32 peak bit for bit.
+
+  optax.warmup_constant_schedule fails this at T = 4096 (its clipped ramp gives
+  0.0030000003), which is why experiment.learning_rate joins a constant piece.
+  """
+  config = tiny_config.get_config()
+  config.num_steps, config.learning_rate = num_steps, 3e-3
+  config.lr_warmup, config.lr_decay_fraction = True, 0.25
+  rates = np.asarray(jax.jit(jax.vmap(experiment.learning_rate(config)))(
+      np.arange(num_steps + 1)))
+  held = rates[int(0.1 * num_steps):num_steps - int(round(0.25 * num_steps)) + 1]
+  assert np.all(held == np.float32(3e-3))
+
+
 def test_binary_writes_every_metric_for_tensorboard(tmp_path):
   result = run_main(tmp_path, "--config.head=gaussian", "--config.delta_tail_start=2")
   assert result.returncode == 0, result.stderr[-3000:]
