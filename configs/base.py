@@ -7,6 +7,8 @@ Stationary training on M = 8 tasks at paper size:
 
 import ml_collections
 
+from temporal_icl import renamed_fields
+
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the paper's configuration; variants override fields of it."""
@@ -91,11 +93,5 @@ def get_config() -> ml_collections.ConfigDict:
   c.keep_final_checkpoint = True
   c.force_restart = False
 
-  # --- Renamed in 0.2: accepted until 0.3 (temporal_icl/renamed_fields.py) -----
-  for old in ("eval_every", "energy_distance_every", "snapshot_period",
-              "checkpoint_every", "llc_every"):
-    c[old] = ml_collections.config_dict.placeholder(int)
-  c.llc.gamma = ml_collections.config_dict.placeholder(float)
-  c.llc.num_burnin = ml_collections.config_dict.placeholder(int)
-
+  renamed_fields.declare(c)  # names renamed in 0.2, accepted until 0.3
   return c

@@ -13,7 +13,7 @@ in a field ending in `_steps`, and the LLC's fields follow devinterp's names:
                               (the old burn-in was counted within num_draws; the
                               same SGLD steps are run and averaged)
 
-configs/base.py declares the old names as unset placeholders so that
+configs/base.py declares the old names as unset placeholders (`declare`) so that
 `--config.eval_every=128` still parses; `upgrade` moves a value given under an
 old name to its new field and removes the old names, so nothing downstream
 (validation, config.json, measurements) ever sees them.
@@ -32,7 +32,9 @@ EVERY_N = {
     "snapshot_period": "snapshot_steps",
     "checkpoint_every": "checkpoint_steps",
 }
-OLD_NAMES = (*EVERY_N, "llc_every", "llc.gamma", "llc.num_burnin")
+# Every old name and the type of its value.
+OLD_NAMES = {**{old: int for old in EVERY_N}, "llc_every": int, "llc.gamma": float,
+             "llc.num_burnin": int}
 
 
 def _spec(n) -> str:
@@ -42,6 +44,14 @@ def _spec(n) -> str:
 def _remove(config: ml_collections.ConfigDict, field: str) -> None:
   if field in config:
     del config[field]
+
+
+def declare(config: ml_collections.ConfigDict) -> None:
+  """Adds every old name to `config` as an unset placeholder of its type."""
+  for name, kind in OLD_NAMES.items():
+    parent, _, field = name.rpartition(".")
+    (config[parent] if parent else config)[field] = (
+        ml_collections.config_dict.placeholder(kind))
 
 
 def upgrade(config: ml_collections.ConfigDict) -> List[str]:

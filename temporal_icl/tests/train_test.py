@@ -288,8 +288,10 @@ def test_finished_run_extends_and_force_restart_retrains(tmp_path):
 
 def test_bad_config_exits_with_sentences_and_no_traceback(tmp_path):
   result = run_main(tmp_path, "--config.model.num_heads=3", "--config.noise_var=0",
-                    "--config.head=cauchy")
+                    "--config.head=cauchy", "--config.eval_every=4")  # an old name
   assert result.returncode == 2
+  assert ("config.eval_every is deprecated (removed in 0.3); this run uses "
+          "config.eval_steps='every:4' instead.") in result.stderr
   assert "config.model.num_heads=3 must divide config.model.embed_size=16" in result.stderr
   assert "config.noise_var=0" in result.stderr
   assert "config.head='cauchy' is not a head; valid: gaussian, mog, point" in result.stderr
