@@ -128,10 +128,14 @@ def main(argv):
     cause = stop.signal_name or "a stop request on another host"
     print(f"\nStopped by {cause}; rerun the same command to resume.", file=sys.stderr)
     sys.exit(128 + signal.Signals[stop.signal_name or "SIGTERM"].value)
-  logging.info("Summaries are in %s; view them with:  tensorboard --logdir=%s",
-               _WORKDIR.value, _WORKDIR.value)
+  # The TensorBoard of this interpreter's environment (the venv's), as the README runs it.
+  tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+  if not os.path.exists(tensorboard):
+    tensorboard = "tensorboard"
+  logging.info("Summaries are in %s; view them with:  %s --logdir=%s",
+               _WORKDIR.value, tensorboard, _WORKDIR.value)
   print(f"\nSummaries: {os.path.abspath(_WORKDIR.value)}\n"
-        f"View them:  tensorboard --logdir={_WORKDIR.value}")
+        f"View them:  {tensorboard} --logdir={_WORKDIR.value}")
 
 
 if __name__ == "__main__":
