@@ -21,7 +21,7 @@ derived from this package's modules, never kept by hand.
 """
 
 import importlib
-import pkgutil
+import sys
 import types
 from typing import List
 
@@ -29,20 +29,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from temporal_icl import registry
 from temporal_icl.heads._common import VARIANCE_EPS  # pylint: disable=unused-import
 
 
 def names() -> List[str]:
   """The heads of this package (its public modules)."""
-  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+  return registry.public_modules(sys.modules[__name__])
 
 
 def module(name: str) -> types.ModuleType:
   """The head module called `name` (ValueError, one sentence, if there is none)."""
-  try:
-    found = importlib.import_module(name if "." in name else f"{__name__}.{name}")
-  except ImportError:
-    found = None
+  found = registry.find(sys.modules[__name__], name)
   if found is None or not hasattr(found, "make"):
     raise ValueError(f"config.head={name!r} is not a head; valid: {', '.join(names())}, "
                      "or an importable module path.")

@@ -21,11 +21,13 @@ Each measurement draws randomness only from its own stream (temporal_icl.streams
 so turning one on or off never changes the training trajectory.
 """
 
-import importlib
-import pkgutil
+import sys
+import types
 from typing import Any, List, NamedTuple, Optional, Protocol, Set
 
 import ml_collections
+
+from temporal_icl import registry
 
 
 class Context(NamedTuple):
@@ -49,27 +51,27 @@ class Measurement(Protocol):
 
 def names() -> List[str]:
   """The measurements of this package (its public modules)."""
-  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+  return registry.public_modules(sys.modules[__name__])
 
 
-def module_name(name: str) -> str:
-  return name if "." in name else f"{__name__}.{name}"
+def module(name: str) -> Optional[types.ModuleType]:
+  """The measurement module `name` means, or None if it cannot be imported."""
+  return registry.find(sys.modules[__name__], name)
 
 
 def problems(config: ml_collections.ConfigDict) -> List[str]:
   """Config-validation sentences: unknown names, then each module's own checks."""
   found = []
   for name in config.measurements:
-    try:
-      module = importlib.import_module(module_name(name))
-    except ImportError:
+    measurement = module(name)
+    if measurement is None:
       found.append(f"config.measurements names {name!r}, which is not a measurement; "
                    f"valid: {', '.join(names())}, or an importable module path.")
       continue
-    if not hasattr(module, "build"):
+    if not hasattr(measurement, "build"):
       found.append(f"config.measurements names {name!r}, a module without build(context).")
-    elif hasattr(module, "problems"):
-      found += module.problems(config)
+    elif hasattr(measurement, "problems"):
+      found += measurement.problems(config)
   return found
 
 
@@ -77,7 +79,7 @@ def build_all(context: Context) -> List[Measurement]:
   """The measurements `context.config.measurements` turns on, in its order."""
   built = []
   for name in context.config.measurements:
-    measurement = importlib.import_module(module_name(name)).build(context)
+    measurement = module(name).build(context)
     if measurement is not None:
       built.append(measurement)
   return built

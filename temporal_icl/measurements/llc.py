@@ -48,7 +48,7 @@ class LocalLearningCoefficient:
           "(README 'Developmental analysis').", step, 100 * below)
     self._writer.write_scalars(step, {
         "llc/mean": float(result.mean), "llc/std": float(result.std),
-        "llc/loss_below_init_fraction": float(result.loss_below_init_fraction)})
+        "llc/loss_below_init_fraction": below})
     return result
 
   def __call__(self, step, state, last_loss=None, t=None):

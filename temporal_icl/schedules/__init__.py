@@ -20,10 +20,11 @@ name (e.g. 'my_lab.my_schedule') is imported as is.  The list of schedules is
 derived from this package's modules, never kept by hand.
 """
 
-import importlib
-import pkgutil
+import sys
 import types
 from typing import List
+
+from temporal_icl import registry
 
 _REQUIRED = ("init", "update", "current_tasks", "resample_steps", "PARAMETERS",
              "RESAMPLES", "label", "problems")
@@ -35,21 +36,14 @@ def _is_schedule(module: types.ModuleType) -> bool:
 
 def names() -> List[str]:
   """The schedules of this package (helper modules such as `segments` excluded)."""
-  found = []
-  for info in pkgutil.iter_modules(__path__):
-    if not info.name.startswith("_"):
-      if _is_schedule(importlib.import_module(f"{__name__}.{info.name}")):
-        found.append(info.name)
-  return sorted(found)
+  package = sys.modules[__name__]
+  return [name for name in registry.public_modules(package)
+          if _is_schedule(registry.find(package, name))]
 
 
 def get(name: str) -> types.ModuleType:
   """The schedule module called `name` (ValueError, one sentence, if there is none)."""
-  path = name if "." in name else f"{__name__}.{name}"
-  try:
-    module = importlib.import_module(path)
-  except ImportError:
-    module = None
+  module = registry.find(sys.modules[__name__], name)
   if module is None or not _is_schedule(module):
     raise ValueError(f"config.schedule={name!r} is not a schedule; valid: "
                      f"{', '.join(names())}, or an importable module path.")
