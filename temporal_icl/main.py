@@ -122,7 +122,7 @@ def main(argv):
   except train.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(3)
-  if int(state.step) < config.num_steps:  # checkpointed and stopped early
+  if state is not None and int(state.step) < config.num_steps:  # stopped early
     # Exit as the signal would; a host stopped by another host's request exits
     # as if it had been sent SIGTERM itself.
     cause = stop.signal_name or "a stop request on another host"

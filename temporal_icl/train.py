@@ -136,8 +136,12 @@ def _write_run_description(writer, workdir: str, config) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        should_stop: Optional[Callable[[int], bool]] = None,
-                       max_chunk_seconds: float = 10.0) -> experiment.TrainState:
+                       max_chunk_seconds: float = 10.0) -> Optional[experiment.TrainState]:
   """Trains (or resumes) the run of `config` in `workdir`; returns the final state.
+
+  A run that has finished (its FINISHED file, and the same config) is not touched:
+  nothing is trained or written, and the state of its final checkpoint is returned
+  (None when keep_final_checkpoint=False removed it).
 
   Args:
     config: the experiment (see configs/base.py).
@@ -158,6 +162,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   eval_measurement.eval_dataset(c)  # a held-out set of the wrong K or D
   if jax.process_index() == 0:
     workdir_lib.check_not_running(workdir)  # before force_restart may empty it
+  if workdir_lib.finished_as(workdir, config):
+    logging.info("%s already finished its %d steps; nothing to do.", workdir, c.num_steps)
+    return _final_state(exp, workdir)
   workdir_lib.prepare(workdir, config, RESUMABLE_CHANGES)
   multihost.sync("workdir prepared")  # process 0 may have emptied or written it
   workdir_lib.lock(workdir)
@@ -165,6 +172,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     return _train(exp, workdir, should_stop, max_chunk_seconds)
   finally:
     workdir_lib.unlock(workdir)
+
+
+def _final_state(exp: experiment.Experiment, workdir: str):
+  """The final checkpoint of a finished run, read without writing (None if removed)."""
+  if not os.path.isdir(os.path.join(workdir, workdir_lib.CHECKPOINTS_DIR)):
+    return None
+  like = jax.device_put(experiment.init_state(exp), NamedSharding(make_mesh(), P()))
+  with workdir_lib.checkpoint_manager(workdir) as manager:
+    return workdir_lib.restore(manager, manager.latest_step(), like)
 
 
 def _train(exp: experiment.Experiment, workdir: str,
@@ -180,9 +196,6 @@ def _train(exp: experiment.Experiment, workdir: str,
     state = restored
   start = int(state.step)
   T = c.num_steps
-  if start >= T and workdir_lib.is_finished(workdir):
-    logging.info("%s already finished %d steps; nothing to do.", workdir, T)
-    return state
   logging.info("%s at step %d of %d on %d device(s).", "Resuming" if start else
                "Starting", start, T, mesh.size)
 
@@ -198,7 +211,9 @@ def _train(exp: experiment.Experiment, workdir: str,
   actions = [periodic_actions.PeriodicCallback(on_steps=m.steps,
                                                callback_fn=_timed(m, progress))
              for m in measurements]
-  checkpoint_steps = set(step_specs.parse(c.checkpoint_steps, T, include_zero=False))
+  # The last step is always checkpointed: a finished run's final state is kept (unless
+  # keep_final_checkpoint=False), and snapshots.npz is written with it.
+  checkpoint_steps = set(step_specs.parse(c.checkpoint_steps, T, include_zero=False)) | {T}
 
   def checkpoint(step: int, state: experiment.TrainState):
     with progress.timed("checkpoint"):

@@ -25,6 +25,7 @@ import orbax.checkpoint as ocp
 from temporal_icl import renamed_fields
 
 CONFIG_FILE = "config.json"
+CHECKPOINTS_DIR = "checkpoints"
 FINISHED_FILE = "FINISHED"
 TRAJECTORY_DIR = "trajectory"
 
@@ -98,6 +99,13 @@ def prepare(workdir: str, config: ml_collections.ConfigDict,
           + "\nUse another --workdir, or --config.force_restart=True to wipe it and "
           "start over.")
     extended = old.get("num_steps") != new.get("num_steps")
+    if extended and is_finished(workdir) and not os.path.isdir(
+        os.path.join(workdir, CHECKPOINTS_DIR)):
+      raise ResumeError(
+          f"{workdir} holds a run that finished {old.get('num_steps')} steps without "
+          "keeping its final checkpoint (keep_final_checkpoint=False), so it cannot be "
+          f"extended to {new.get('num_steps')}; use --config.force_restart=True to train "
+          "it again from step 0.")
   if jax.process_index() != 0:
     return
   if restart and os.path.isdir(workdir):
@@ -157,6 +165,20 @@ def is_finished(workdir: str) -> bool:
   return os.path.exists(os.path.join(workdir, FINISHED_FILE))
 
 
+def finished_as(workdir: str, config: ml_collections.ConfigDict) -> bool:
+  """True if `workdir` holds a finished run of exactly `config` (num_steps included).
+
+  A finished run asked for more steps is not finished (prepare() extends it).
+  """
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not (is_finished(workdir) and os.path.exists(path)):
+    return False
+  with open(path) as f:
+    old = renamed_fields.upgraded(json.load(f))
+  return not config_diff(old, json.loads(config_to_json(config)), ignore=("force_restart",)) \
+      and not config.get("force_restart", False)
+
+
 def mark_finished(workdir: str, step: int) -> None:
   if jax.process_index() != 0:
     return
@@ -174,8 +196,9 @@ CHECKPOINTS_KEPT = 3  # the latest ones; older are deleted as new ones land
 
 
 def checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
+  """The resume checkpoints of `workdir` (only saving a step writes or deletes any)."""
   return ocp.CheckpointManager(
-      os.path.abspath(os.path.join(workdir, "checkpoints")),
+      os.path.abspath(os.path.join(workdir, CHECKPOINTS_DIR)),
       options=ocp.CheckpointManagerOptions(
           preservation_policy=ocp.checkpoint_managers.LatestN(n=CHECKPOINTS_KEPT),
           create=True))
@@ -238,4 +261,4 @@ def remove_checkpoints(manager: ocp.CheckpointManager, workdir: str) -> None:
   manager.wait_until_finished()
   manager.close()
   if jax.process_index() == 0:
-    shutil.rmtree(os.path.join(workdir, "checkpoints"), ignore_errors=True)
+    shutil.rmtree(os.path.join(workdir, CHECKPOINTS_DIR), ignore_errors=True)

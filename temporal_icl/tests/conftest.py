@@ -3,11 +3,14 @@
 Most tests train the same tiny config, in this process or through the binary;
 JAX's persistent cache lets each program compile once instead of once per run
 (a binary run of the tiny config: 40 s -> 13 s on a busy 2-core machine).  It
-lives in pytest's cache directory, so a second session starts warm; results are
-unaffected, since a cached executable is the one XLA would have compiled.
+lives in pytest's cache directory, so a second session starts warm (with pytest's
+cache provider off, `-p no:cacheprovider`, in a temporary directory of this
+session); results are unaffected, since a cached executable is the one XLA would
+have compiled.
 """
 
 import os
+import tempfile
 
 import jax
 import pytest
@@ -21,7 +24,11 @@ _SETTINGS = {
 
 def pytest_configure(config):
   settings = dict(_SETTINGS)
-  settings["jax_compilation_cache_dir"] = str(config.cache.mkdir("jax_compilation_cache"))
+  if getattr(config, "cache", None) is not None:
+    cache_dir = str(config.cache.mkdir("jax_compilation_cache"))
+  else:  # -p no:cacheprovider
+    cache_dir = tempfile.mkdtemp(prefix="jax_compilation_cache-")
+  settings["jax_compilation_cache_dir"] = cache_dir
   for name, value in settings.items():
     jax.config.update(name, value)
     os.environ[name.upper()] = str(value)  # for the binaries the tests start

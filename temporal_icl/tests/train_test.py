@@ -1,6 +1,7 @@
 """End-to-end tests of the training binary on a tiny config (CPU, seconds each)."""
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from temporal_icl import experiment
 from temporal_icl import export
 from temporal_icl import train
 from temporal_icl import validation
+from temporal_icl import workdir as workdir_lib
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
 
@@ -394,3 +396,69 @@ def test_tfds_eval_set_is_shared_by_every_seed(tmp_path):
   c.K, c.delta_prompt_length = 8, 8  # the set holds K = 16 sequences
   with pytest.raises(validation.ConfigError, match="K=16"):
     train.train_and_evaluate(c, str(tmp_path / "mismatch"))
+
+
+def _tree(root):
+  """{relative path: bytes} of every file below `root` (directories as None)."""
+  found = {}
+  for directory, dirs, files in os.walk(root):
+    for name in dirs:
+      found[os.path.relpath(os.path.join(directory, name), root)] = None
+    for name in files:
+      path = os.path.join(directory, name)
+      with open(path, "rb") as f:
+        found[os.path.relpath(path, root)] = f.read()
+  return found
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"keep_final_checkpoint": False},
+    {"checkpoint_steps": "16"},  # a list: step 16 only (the last step is saved anyway)
+    {"checkpoint_steps": "", "eval_steps": "", "head": "gaussian",
+     "snapshot_steps": "every:16", "pr_generation_steps": 4, "num_pr_samples": 16},
+], ids=["default", "no_final_checkpoint", "checkpoint_16_only", "no_checkpoint_steps"])
+def test_rerunning_a_finished_run_trains_nothing_and_writes_nothing(tmp_path, overrides,
+                                                                    caplog):
+  caplog.set_level(logging.INFO)
+  config = tiny_config.get_config()
+  config.update(overrides)
+  first = train.train_and_evaluate(config, str(tmp_path))
+  assert int(first.step) == config.num_steps
+  assert os.path.exists(tmp_path / "FINISHED")
+  before = _tree(tmp_path)
+  if config.snapshot_steps:  # the snapshots are written with the final checkpoint
+    with np.load(tmp_path / "snapshots.npz") as f:
+      assert list(f["steps"]) == [0, 16, 32, 48]
+  again = train.train_and_evaluate(_with(overrides), str(tmp_path))  # the same command
+  assert _tree(tmp_path) == before
+  assert "already finished" in caplog.text and "Resuming" not in caplog.text
+  if config.keep_final_checkpoint:
+    for a, b in zip(leaves(first), leaves(again)):
+      np.testing.assert_array_equal(a, b)
+  else:
+    assert again is None
+
+
+def _with(overrides):
+  config = tiny_config.get_config()
+  config.update(overrides)
+  return config
+
+
+def test_a_finished_run_without_its_final_checkpoint_is_not_extended(tmp_path):
+  config = _with({"keep_final_checkpoint": False})
+  train.train_and_evaluate(config, str(tmp_path))
+  before = _tree(tmp_path)
+  config = _with({"keep_final_checkpoint": False, "num_steps": 64})
+  with pytest.raises(workdir_lib.ResumeError, match="cannot be extended to 64"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert _tree(tmp_path) == before
+
+
+def test_rerunning_the_finished_binary_run_says_so_and_changes_nothing(finished_run):
+  before = _tree(finished_run)
+  result = run_main(finished_run)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "already finished" in result.stderr
+  assert _tree(finished_run) == before
