@@ -83,21 +83,100 @@ def test_trajectory_keeps_the_log_spaced_states(analysed_runs):
   assert kept == step_specs.parse("log:6", 48)
 
 
-def test_every_run_figure_renders(analysed_runs, tmp_path):
-  paths = plots.plot_run(analysed_runs[1], str(tmp_path))
-  names = sorted(os.path.basename(p) for p in paths)
-  assert names == ["deltas.png", "energy.png", "llc.png", "losses.png", "prior.png"]
-  for p in paths:
-    assert os.path.getsize(p) > 10_000  # a drawn figure, not an empty canvas
+@pytest.fixture
+def drawn(monkeypatch):
+  """{file name: matplotlib Figure} of every figure the plots module saves."""
+  figures = {}
+  save = plots._finish
+
+  def keep(fig, path):
+    figures[os.path.basename(path)] = fig
+    return save(fig, path)
+
+  monkeypatch.setattr(plots, "_finish", keep)
+  return figures
 
 
-def test_phase_diagram_groups_runs_by_nonstationarity(analysed_runs, tmp_path):
+def _lines(ax):
+  """{label: (x, y)} of an axis's labelled lines."""
+  return {l.get_label(): (np.asarray(l.get_xdata()), np.asarray(l.get_ydata()))
+          for l in ax.get_lines() if not l.get_label().startswith("_")}
+
+
+def _assert_series(line, scalars, tag):
+  steps, values = export.scalar_array(scalars[tag])
+  np.testing.assert_array_equal(line[0], steps)
+  np.testing.assert_array_equal(line[1], values)
+
+
+def test_every_run_figure_draws_the_runs_records(analysed_runs, tmp_path, drawn):
+  workdir = analysed_runs[1]
+  paths = plots.plot_run(workdir, str(tmp_path))
+  assert sorted(os.path.basename(p) for p in paths) == [
+      "deltas.png", "energy.png", "llc.png", "losses.png", "prior.png"]
+  assert all(os.path.getsize(p) > 10_000 for p in paths)
+  scalars = export.read_scalars(workdir)
+
+  train_ax, test_ax = drawn["losses.png"].axes[:2]
+  for ax, split in ((train_ax, "train"), (test_ax, "test")):
+    lines = _lines(ax)
+    for who in ("model", "ridge", "dmmse"):
+      _assert_series(lines[who], scalars, f"{split}_error_{who}")
+  nll_axis = drawn["losses.png"].axes[2]  # the gaussian head's NLL has its own axis
+  _assert_series(_lines(nll_axis)["training loss"], scalars, "train_loss")
+
+  lines = _lines(drawn["deltas.png"].axes[0])
+  for split in ("train", "test"):
+    _assert_series(lines[f"Δ_PT,dMMSE ({split})"], scalars, f"{split}_delta_dmmse")
+    _assert_series(lines[f"Δ_PT,Ridge ({split})"], scalars, f"{split}_delta_ridge")
+
+  lines = _lines(drawn["energy.png"].axes[0])
+  _assert_series(lines["to N(0, I) (ridge prior)"], scalars, "energy_dist/prior/ridge")
+  _assert_series(lines["to the task set (dMMSE prior)"], scalars, "energy_dist/prior/dmmse")
+
+  llc_ax = drawn["llc.png"].axes[0]
+  _assert_series(_lines(llc_ax)["λ̂ (mean over chains)"], scalars, "llc/mean")
+  _, mean = export.scalar_array(scalars["llc/mean"])
+  _, std = export.scalar_array(scalars["llc/std"])
+  band = llc_ax.collections[0].get_paths()[0].vertices[:, 1]
+  np.testing.assert_allclose([band.min(), band.max()],
+                             [(mean - std).min(), (mean + std).max()], rtol=1e-6)
+
+  snaps = snapshots.load(os.path.join(workdir, snapshots.FILENAME))
+  prior_ax = drawn["prior.png"].axes[0]
+  density = prior_ax.collections[0].get_array().reshape(-1, len(snaps["steps"]))
+  # One column per snapshot, each a density of that snapshot's first coordinates.
+  bins = prior_ax.collections[0].get_coordinates()[:, 0, 1]
+  for i, row in enumerate(snaps["pr"][..., 0]):
+    expected, _ = np.histogram(row, bins=bins, density=True)
+    np.testing.assert_allclose(density[:, i], expected, rtol=1e-6)
+  x, y = _lines(prior_ax)["training tasks"]
+  np.testing.assert_array_equal(x, snaps["steps"])
+  np.testing.assert_array_equal(y, snaps["tasks"][:, 0, 0])
+
+
+def test_phase_diagram_draws_each_runs_final_deltas(analysed_runs, tmp_path, drawn):
   table = plots.sweep_table(analysed_runs)
   assert sorted(table) == ["stationary", "γ=0.5"]
   assert all(list(rows) == [4] for rows in table.values())  # M = 4, one seed each
   path = plots.plot_phase_diagram(analysed_runs, str(tmp_path / "phase.png"))
   assert os.path.getsize(path) > 10_000
+  dmmse_ax, ridge_ax, gap_ax = drawn["phase.png"].axes
+  for workdir in analysed_runs:
+    final = plots.final_metrics(workdir, "train")
+    label = schedules_label(final["config"])
+    expected = (final["dmmse"], final["ridge"], final["dmmse"] - final["ridge"])
+    for ax, value in zip((dmmse_ax, ridge_ax, gap_ax), expected):
+      line, = [c.lines[0] for c in ax.containers if c.get_label() == label]  # errorbars
+      x, y = line.get_xdata(), line.get_ydata()
+      assert list(y) == pytest.approx([value], rel=1e-6)
+      assert x[0] == pytest.approx(4, rel=0.1)  # at M = 4 (offset so lines do not hide)
   assert plots.find_runs(os.path.dirname(analysed_runs[0])) == sorted(analysed_runs)
+
+
+def schedules_label(config):
+  from temporal_icl import schedules  # pylint: disable=g-import-not-at-top
+  return schedules.label(config)
 
 
 def test_sweep_summary_table_matches_the_final_metrics(analysed_runs):

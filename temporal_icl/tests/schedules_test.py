@@ -110,12 +110,23 @@ def test_dirichlet_lengths_follow_the_proportions():
   np.testing.assert_array_equal(lengths, [[5, 3, 2], [1, 1, 8], [4, 3, 3]])
 
 
-def test_dirichlet_handles_empty_segments():
-  # T = 3 with R = 6 forces empty segments.
-  state, final, tasks = run(dirichlet, _config(R=6, num_steps=3), seed=0)
+def test_dirichlet_never_makes_an_empty_segment_current():
+  # T = 3 with R = 6 forces empty segments (several segments starting at one step).
+  config = _config(M=50, R=6, num_steps=3)
+  state = dirichlet.init(jax.random.PRNGKey(0), config)
   starts = np.asarray(state.starts)
-  assert np.any(np.diff(starts, axis=1) == 0)
-  assert np.all(np.isfinite(tasks))
+  ends = np.concatenate([starts[:, 1:], np.full((50, 1), 3)], 1)  # [M, R]
+  assert np.any(ends == starts)  # some segments are empty
+  for step in range(3):
+    state = dirichlet.update(state, step)
+    current = np.asarray(state.segment)  # [M]
+    rows = np.arange(50)
+    # The current segment holds the step, so it is not empty ...
+    assert np.all(starts[rows, current] <= step) and np.all(step < ends[rows, current])
+    # ... and the tasks are that segment's draws.
+    expected = [dirichlet.segments.segment_task(state.task_key, m, current[m], 2)
+                for m in range(50)]
+    np.testing.assert_array_equal(state.tasks, np.stack(expected))
 
 
 def test_dirichlet_segment_proportions_are_uniform_on_average():
@@ -135,13 +146,46 @@ def test_equispaced_events_at_multiples_of_period():
 
 
 @pytest.mark.parametrize("name", schedules.names())
-def test_deterministic_given_keys(name):
+def test_state_holds_everything_a_resumed_run_needs(name):
+  """Updating steps 0..T-1 at once equals updating 0..s-1, then s..T-1 from the state
+  reached, in another compiled program (as a resumed run does): the state carries
+  all the schedule knows."""
   module = schedules.get(name)
   config = _config(gamma=0.3, R=3)
-  a = run(module, config, seed=5)[2]
-  b = run(module, config, seed=5)[2]
-  np.testing.assert_array_equal(a, b)
-  assert a.shape == (50, 3, 2)
+  keys = jax.random.split(jax.random.PRNGKey(1), 50)
+
+  def advance(state, first, last):
+    def body(state, i):
+      state = module.update(state, i, keys[i])
+      return state, module.current_tasks(state)
+    return lax.scan(body, state, jnp.arange(first, last))
+
+  start = module.init(jax.random.PRNGKey(5), config)
+  _, whole = jax.jit(lambda s: advance(s, 0, 50))(start)
+  middle, head = jax.jit(lambda s: advance(s, 0, 20))(start)
+  _, tail = jax.jit(lambda s: advance(s, 20, 50), donate_argnums=0)(middle)
+  np.testing.assert_array_equal(np.concatenate([head, tail]), whole)
+  assert whole.shape == (50, 3, 2)
+  if name != "stationary":  # the tasks moved, so the check had work to do
+    assert np.any(whole[-1] != whole[0])
+  # Another init key gives another task set.
+  other = module.current_tasks(module.init(jax.random.PRNGKey(6), config))
+  assert np.all(np.asarray(other) != np.asarray(module.current_tasks(start)))
+
+
+def test_mala_moves_come_from_the_step_keys():
+  config = _config(gamma=0.3)
+  start = mala.init(jax.random.PRNGKey(5), config)
+
+  def final_tasks(keys):
+    return np.asarray(jax.jit(lambda s: lax.fori_loop(
+        0, 50, lambda i, s: mala.update(s, i, keys[i]), s))(start).tasks)
+
+  keys = jax.random.split(jax.random.PRNGKey(1), 50)
+  same = final_tasks(keys)
+  np.testing.assert_array_equal(final_tasks(keys), same)
+  other = final_tasks(jax.random.split(jax.random.PRNGKey(2), 50))
+  assert np.all(other != same)  # every task took other moves
 
 
 def test_stationary_never_moves_and_supports_infinite_m():
