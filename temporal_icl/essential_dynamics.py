@@ -11,8 +11,9 @@ ridge predictions on the same probe set (projected, not used to fit), are drawn 
 the plane of the first two components.
 
 The models are the states a run kept in `trajectory/` (set
-`--config.trajectory_steps='log:32'` when training), or its resume checkpoints
-when it kept none.  All runs must share D, K and noise_var.  Writes the figure
+`--config.trajectory_steps='log:32'` when training); a run that kept none is
+refused in one sentence (its resume checkpoints are too few and too late to trace
+a development).  All runs must share D, K and noise_var.  Writes the figure
 and, beside it, an .npz with the projections.
 """
 

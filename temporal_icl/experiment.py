@@ -21,7 +21,6 @@ import optax
 from temporal_icl import data
 from temporal_icl import heads
 from temporal_icl import model as model_lib
-from temporal_icl import renamed_fields
 from temporal_icl import schedules
 from temporal_icl import streams
 from temporal_icl import validation
@@ -75,9 +74,8 @@ class Experiment(NamedTuple):
 
 
 def build(config: ml_collections.ConfigDict) -> Experiment:
-  """The run's pieces.  Fields under pre-0.2 names are moved to their new ones first."""
-  for message in renamed_fields.upgrade(config):
-    logging.warning(message)
+  """The run's pieces, from a config in today's field names (train_and_evaluate and
+  workdir.load_config move pre-0.2 names, once)."""
   lr = learning_rate(config)
   return Experiment(
       config=config,

@@ -68,8 +68,7 @@ def scalar_array(series: Series) -> Tuple[np.ndarray, np.ndarray]:
 def to_reference_json(workdir: str) -> dict:
   """The reference JSON structure for the run in `workdir`."""
   scalars = read_scalars(workdir)
-  with open(os.path.join(workdir, workdir_lib.CONFIG_FILE)) as f:
-    config = json.load(f)
+  config = workdir_lib.read_config(workdir)
   rows: Dict[int, dict] = collections.defaultdict(dict)
   for tag in SPEC_METRICS:
     for step, (wall_time, value) in scalars.get(tag, {}).items():

@@ -17,7 +17,6 @@ against M, one line per non-stationarity level (γ or R), mean ± std over seeds
 """
 
 import collections
-import json
 import os
 from typing import Dict, List, Optional, Sequence
 
@@ -178,11 +177,8 @@ def plot_run(workdir: str, out_dir: Optional[str] = None) -> List[str]:
   out_dir = out_dir or os.path.join(workdir, "plots")
   os.makedirs(out_dir, exist_ok=True)
   scalars = export.read_scalars(workdir)
-  config_path = os.path.join(workdir, "config.json")
-  config = None
-  if os.path.exists(config_path):
-    with open(config_path) as f:
-      config = json.load(f)
+  config = (workdir_lib.read_config(workdir)
+            if os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)) else None)
   made = [plot_losses(scalars, os.path.join(out_dir, "losses.png"), config),
           plot_deltas(scalars, os.path.join(out_dir, "deltas.png"), config),
           plot_energy(scalars, os.path.join(out_dir, "energy.png"), config),
@@ -197,11 +193,9 @@ def plot_run(workdir: str, out_dir: Optional[str] = None) -> List[str]:
 
 def final_metrics(workdir: str, split: str = "train") -> Optional[Dict[str, float]]:
   """Config and the last measured Δ_PT values of a run (None if it has none)."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
+  if not os.path.exists(os.path.join(workdir, workdir_lib.CONFIG_FILE)):
     return None
-  with open(path) as f:
-    config = json.load(f)
+  config = workdir_lib.read_config(workdir)
   scalars = export.read_scalars(workdir)
   out = {"config": config}
   for who in ("dmmse", "ridge"):
@@ -215,7 +209,7 @@ def final_metrics(workdir: str, split: str = "train") -> Optional[Dict[str, floa
 
 def find_runs(root: str) -> List[str]:
   """Every directory below `root` (itself included) holding a config.json."""
-  return sorted(d for d, _, files in os.walk(root) if "config.json" in files)
+  return sorted(d for d, _, files in os.walk(root) if workdir_lib.CONFIG_FILE in files)
 
 
 def sweep_table(workdirs: Sequence[str], split: str = "train"):

@@ -14,11 +14,13 @@ Two samplers produce identical rollouts from the same key:
   `rollout_full_recompute` re-runs the network over the whole sequence for each
                           pair, O(T²) per token (a reference, and the benchmark's
                           baseline).
+Both take a `Network` built once by `network(config)`, outside any jit, so that
+gin is read when the network is built and never while tracing.
 Shape letters: S rollouts, L pairs per rollout, P prompt pairs, D dimension.
 """
 
 import functools
-from typing import Optional, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 import jax
 from jax import lax
@@ -30,13 +32,26 @@ from temporal_icl import heads as heads_lib
 from temporal_icl import model as model_lib
 
 
-def _head(config):
+class Network(NamedTuple):
+  """What a rollout runs: the run's config, its head, and its network two ways."""
+  config: ml_collections.ConfigDict
+  head: Any  # a probabilistic head (temporal_icl.heads)
+  decoder: Any  # model.make_decoder(config): one token at a time, with a KV cache
+  model: Any  # model.make_model(config): the whole sequence at once
+
+
+def network(config: ml_collections.ConfigDict) -> Network:
+  """Builds the head and both forms of the network (reading gin) now.
+
+  Raises:
+    ValueError: the head has no predictive distribution to sample from.
+  """
   head = heads_lib.from_config(config)
   if not head.is_probabilistic:
     raise ValueError("Predictive Monte Carlo samples y from the model's predictive "
                      "distribution, which needs a probabilistic head, but "
-                     "config.head='point'; use head='gaussian' or 'mog'.")
-  return head
+                     f"config.head={config.head!r}; use head='gaussian' or 'mog'.")
+  return Network(config, head, model_lib.make_decoder(config), model_lib.make_model(config))
 
 
 def _rollout_inputs(key, S, L, D):
@@ -51,21 +66,20 @@ def _check_length(config, L, P):
                      f"model's context of K={config.K} pairs.")
 
 
-def rollout(params, config: ml_collections.ConfigDict, key: jax.Array, num_samples: int,
-            num_pairs: int, prompt: Optional[Tuple[jax.Array, jax.Array]] = None):
+def rollout(params, net: Network, key: jax.Array, num_samples: int, num_pairs: int,
+            prompt: Optional[Tuple[jax.Array, jax.Array]] = None):
   """Samples S = num_samples rollouts of L = num_pairs pairs with a KV cache.
 
   Args:
     params: the model's parameters (`model.make_model(config)`).
-    config: the run's config (sizes, head, noise_var).
+    net: `network(config)` of the run.
     key: PRNG key; the same key gives the same rollouts in both samplers.
     prompt: optional (xs [P, D], ys [P]) shown before every rollout.
 
   Returns:
     xs [S, L, D], ys [S, L] (the sampled pairs, prompt excluded).
   """
-  head = _head(config)
-  decoder = model_lib.make_decoder(config)
+  config, head, decoder = net.config, net.head, net.decoder
   S, L, D = num_samples, num_pairs, config.D
   prompt_tokens = (jnp.zeros((0, D + 1)) if prompt is None
                    else model_lib.tokenize(prompt[0][None], prompt[1][None])[0])
@@ -95,10 +109,9 @@ def rollout(params, config: ml_collections.ConfigDict, key: jax.Array, num_sampl
   return xs, jnp.concatenate([y0[:, None], jnp.swapaxes(ys, 0, 1)], axis=1)
 
 
-def rollout_full_recompute(params, config, key, num_samples, num_pairs, prompt=None):
+def rollout_full_recompute(params, net: Network, key, num_samples, num_pairs, prompt=None):
   """`rollout` without a cache: the whole sequence is re-run for every pair."""
-  head = _head(config)
-  net = model_lib.make_model(config)
+  config, head, model = net.config, net.head, net.model
   S, L, D = num_samples, num_pairs, config.D
   P = 0 if prompt is None else prompt[0].shape[0]
   _check_length(config, L, P)
@@ -112,23 +125,23 @@ def rollout_full_recompute(params, config, key, num_samples, num_pairs, prompt=N
 
   def pair(ys, inputs):
     k, y_key = inputs
-    raw = net.apply(params, all_xs, ys)[:, P + k]  # causal: ignores ys[:, P+k:]
+    raw = model.apply(params, all_xs, ys)[:, P + k]  # causal: ignores ys[:, P+k:]
     return ys.at[:, P + k].set(head.sample(y_key, raw)), None
 
   ys, _ = lax.scan(pair, init_ys, (jnp.arange(L), y_keys))
   return xs, ys[:, P:]
 
 
-def _sample_prior(params, key, *, sampler, config, num_samples, num_pairs, batch_size):
+def _sample_prior(params, key, *, sampler, net, num_samples, num_pairs, batch_size):
   """OLS task estimates [S, D] of rollouts drawn in batches of `batch_size`."""
   batches = -(-num_samples // batch_size)
   keys = jax.random.split(key, batches)
 
   def one(k):
-    xs, ys = sampler(params, config, k, batch_size, num_pairs)
+    xs, ys = sampler(params, net, k, batch_size, num_pairs)
     return energy.ols_fit(xs, ys)
 
-  tasks = lax.map(one, keys).reshape(batches * batch_size, config.D)
+  tasks = lax.map(one, keys).reshape(batches * batch_size, net.config.D)
   return tasks[:num_samples]
 
 
@@ -139,9 +152,8 @@ def make_prior_sampler(config: ml_collections.ConfigDict, num_samples: int,
   Rollouts run `batch_size` at a time (memory: the cache holds
   batch_size · 2K · E floats per layer for keys and for values).
   """
-  _head(config)
   sampler = rollout if cached else rollout_full_recompute
   batch_size = min(batch_size, num_samples)
-  return jax.jit(functools.partial(_sample_prior, sampler=sampler, config=config,
+  return jax.jit(functools.partial(_sample_prior, sampler=sampler, net=network(config),
                                    num_samples=num_samples, num_pairs=num_pairs,
                                    batch_size=batch_size))

@@ -54,6 +54,17 @@ def declare(config: ml_collections.ConfigDict) -> None:
         ml_collections.config_dict.placeholder(kind))
 
 
+def given(config: ml_collections.ConfigDict) -> List[str]:
+  """The old names that hold a value in `config` (not yet upgraded)."""
+  found = []
+  for name in OLD_NAMES:
+    parent, _, field = name.rpartition(".")
+    node = config.get(parent) if parent else config
+    if node is not None and node.get(field) is not None:
+      found.append(name)
+  return found
+
+
 def upgrade(config: ml_collections.ConfigDict) -> List[str]:
   """Moves values of renamed fields to their new names, in place.
 

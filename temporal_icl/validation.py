@@ -64,12 +64,14 @@ def _schedule_problems(c) -> List[str]:
 def find_problems(config: ml_collections.ConfigDict, num_devices: int = 1) -> List[str]:
   """Returns one sentence per invalid value of `config` (empty if valid).
 
-  Fields under their pre-0.2 names are read as their new ones (a copy is
-  checked; `config` is left as it is: train.train_and_evaluate upgrades it).
+  `config` is in today's field names: train.train_and_evaluate moves pre-0.2 names
+  (renamed_fields.upgrade) before it validates.
   """
   p: List[str] = []
-  c = ml_collections.ConfigDict(config.to_dict())
-  renamed_fields.upgrade(c)
+  c = config
+  for old in renamed_fields.given(c):
+    p.append(f"config.{old} is a pre-0.2 field name: pass the config through "
+             "renamed_fields.upgrade first (train_and_evaluate does).")
 
   if c.M < 1 and not data.is_infinite(c.M):
     p.append(f"config.M={c.M} must be a task count >= 1, or {data.INFINITE_M} for "

@@ -60,10 +60,18 @@ def require_run(workdir: str) -> None:
     raise RunDirError(f"{workdir} is not a run directory (it has no {CONFIG_FILE}).")
 
 
+def read_config(workdir: str) -> Dict[str, Any]:
+  """The config a run recorded in its config.json, as a dict in today's field names.
+
+  Every reader of config.json goes through here (or load_config).
+  """
+  with open(os.path.join(workdir, CONFIG_FILE)) as f:
+    return renamed_fields.upgraded(json.load(f))
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a run recorded in its config.json, in today's field names."""
-  with open(os.path.join(workdir, CONFIG_FILE)) as f:
-    return ml_collections.ConfigDict(renamed_fields.upgraded(json.load(f)))
+  return ml_collections.ConfigDict(read_config(workdir))
 
 
 def config_diff(old: Dict[str, Any], new: Dict[str, Any],
@@ -89,8 +97,7 @@ def prepare(workdir: str, config: ml_collections.ConfigDict,
   restart = config.get("force_restart", False)
   extended = False
   if not restart and os.path.exists(path):
-    with open(path) as f:
-      old = renamed_fields.upgraded(json.load(f))  # a run recorded before 0.2 renames
+    old = read_config(workdir)  # also a run recorded before the 0.2 renames
     diff = config_diff(old, new, ignore=resumable_changes)
     if diff:
       raise ResumeError(
@@ -170,11 +177,9 @@ def finished_as(workdir: str, config: ml_collections.ConfigDict) -> bool:
 
   A finished run asked for more steps is not finished (prepare() extends it).
   """
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not (is_finished(workdir) and os.path.exists(path)):
+  if not (is_finished(workdir) and os.path.exists(os.path.join(workdir, CONFIG_FILE))):
     return False
-  with open(path) as f:
-    old = renamed_fields.upgraded(json.load(f))
+  old = read_config(workdir)
   return not config_diff(old, json.loads(config_to_json(config)), ignore=("force_restart",)) \
       and not config.get("force_restart", False)
 

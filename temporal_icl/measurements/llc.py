@@ -12,13 +12,16 @@ from absl import logging
 from temporal_icl import data
 from temporal_icl import experiment
 from temporal_icl import llc
+from temporal_icl import renamed_fields
 from temporal_icl import step_specs
 from temporal_icl import streams
 
 
 def _sgld_fields(config) -> dict:
-  """config.llc without the dataset size: the fields of llc.SGLDConfig."""
-  return {k: v for k, v in config.llc.items() if k != "dataset_size"}
+  """config.llc without the dataset size (and the unset pre-0.2 names base.py
+  declares): the fields of llc.SGLDConfig."""
+  return {k: v for k, v in config.llc.items()
+          if k != "dataset_size" and f"llc.{k}" not in renamed_fields.OLD_NAMES}
 
 
 class LocalLearningCoefficient:

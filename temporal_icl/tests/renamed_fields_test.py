@@ -7,6 +7,7 @@ import pytest
 from configs import base
 from temporal_icl import renamed_fields
 from temporal_icl import step_specs
+from temporal_icl import train
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
 from temporal_icl.tests import tiny_config
@@ -51,26 +52,55 @@ def test_old_names_mean_what_they_meant():
   assert step_specs.parse(c.snapshot_steps, 48) == sorted(set(range(0, 49, 7)) | {48})
 
 
-def test_validation_reads_old_names_without_changing_the_config():
-  c = base.get_config()
-  c.energy_distance_every = 800  # the point head cannot sample
-  problems = validation.find_problems(c)
-  assert any(p.startswith("config.energy_distance_steps='every:800' samples the implicit "
-                          "prior") for p in problems), problems
-  assert c.energy_distance_every == 800
-
-
-def test_a_run_recorded_under_old_names_resumes_under_new_ones(tmp_path):
+def test_a_run_upgrades_old_names_once_then_validates_them(tmp_path, monkeypatch):
+  calls = []
+  upgrade = renamed_fields.upgrade
+  monkeypatch.setattr(renamed_fields, "upgrade", lambda c: calls.append(1) or upgrade(c))
   c = tiny_config.get_config()
+  c.energy_distance_every = 8  # the point head cannot sample
+  with pytest.raises(validation.ConfigError) as raised:
+    train.train_and_evaluate(c, str(tmp_path / "run"))
+  assert raised.value.problems[0].startswith(
+      "config.energy_distance_steps='every:8' samples the implicit prior")
+  assert len(calls) == 1
+
+
+def test_validation_refuses_a_config_that_skipped_the_upgrade():
+  c = base.get_config()
+  c.eval_every = 128
+  assert validation.find_problems(c) == [
+      "config.eval_every is a pre-0.2 field name: pass the config through "
+      "renamed_fields.upgrade first (train_and_evaluate does)."]
+
+
+def test_readers_see_a_run_recorded_under_old_names_in_new_ones(tmp_path):
+  from temporal_icl import export  # pylint: disable=g-import-not-at-top
+  from temporal_icl import plots  # pylint: disable=g-import-not-at-top
+  recorded = _recorded_by_0_1(tiny_config.get_config())
+  (tmp_path / workdir_lib.CONFIG_FILE).write_text(json.dumps(recorded))
+  config = export.to_reference_json(str(tmp_path))["config"]
+  assert config["eval_steps"] == "every:8" and "eval_every" not in config
+  assert config["llc"]["localization"] == 100.0 and "gamma" not in config["llc"]
+  assert workdir_lib.read_config(str(tmp_path)) == config
+  plots.plot_run(str(tmp_path), str(tmp_path / "plots"))  # reads it too (no summaries)
+
+
+def _recorded_by_0_1(c):
+  """The config.json that 0.1 wrote for `c`: the old names, none of the new ones."""
   renamed_fields.upgrade(c)
   recorded = json.loads(workdir_lib.config_to_json(c))
-  # What 0.1 wrote: the old names, none of the new ones.
   for old, new in renamed_fields.EVERY_N.items():
     spec = recorded.pop(new)
     recorded[old] = int(spec.partition(":")[2]) if spec else 0
   recorded["llc_every"] = 0
   llc = recorded["llc"]
   llc["gamma"], llc["num_burnin"] = llc.pop("localization"), llc.pop("num_burnin_steps")
+  return recorded
+
+
+def test_a_run_recorded_under_old_names_resumes_under_new_ones(tmp_path):
+  c = tiny_config.get_config()
+  recorded = _recorded_by_0_1(c)
   (tmp_path / workdir_lib.CONFIG_FILE).write_text(json.dumps(recorded))
   workdir_lib.prepare(str(tmp_path), c, resumable_changes=())  # no ResumeError
   assert workdir_lib.load_config(str(tmp_path)).eval_steps == c.eval_steps
