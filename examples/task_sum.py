@@ -5,7 +5,7 @@ Use it by adding "examples.task_sum" to `config.measurements` (examples/toy_conf
 README "Extending" walks through it.
 """
 
-import numpy as np
+import jax.numpy as jnp
 
 from temporal_icl import experiment
 from temporal_icl import step_specs
@@ -15,13 +15,20 @@ class TaskSum:
   name = "task_sum"  # its time shows under this name in the progress report
 
   def __init__(self, context):
-    self._exp, self._writer = context.experiment, context.writer
-    self.steps = set(step_specs.parse(context.config.task_sum_steps,
-                                      context.config.num_steps))
+    self._exp = context.experiment
+    self._writers = [run.writer for run in context.runs]  # one per run of the group
+    steps = set(step_specs.parse(context.config.task_sum_steps, context.config.num_steps))
+    self.steps = [steps] * len(context.runs)
 
-  def __call__(self, step, state, last_loss=None, t=None):
-    tasks = experiment.training_tasks(self._exp, state.schedule)
-    self._writer.write_scalars(step, {"tasks/sum": float(np.sum(tasks))})
+  def compute(self, step, state, run, last_loss):
+    """Pure, for one run (the loop vmaps it over the group): its current tasks."""
+    tasks = experiment.training_tasks(self._exp, state.schedule)  # [M, D], maybe padded
+    real = jnp.arange(tasks.shape[0]) < run.num_tasks  # a group pads M to its largest
+    return {"tasks/sum": jnp.sum(jnp.where(real[:, None], tasks, 0.0))}
+
+  def write(self, step, index, outputs):
+    """Host side, for run `index`: its writer gets the number."""
+    self._writers[index].write_scalars(step, {"tasks/sum": float(outputs["tasks/sum"])})
 
 
 def build(context):

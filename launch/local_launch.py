@@ -1,15 +1,18 @@
-r"""Runs a config's sweep on this machine, several runs at a time, no XManager.
+r"""Runs a config's sweep on this machine, several processes at a time, no XManager.
 
   python launch/local_launch.py --config=configs/laptop_replication.py \
-      --workdir_root=runs/laptop [--parallel=2] [--dry_run]
+      --workdir_root=runs/laptop [--parallel=2] [--runs_per_process=4] [--dry_run]
 
-Each sweep point (the config's get_sweep()) is one `temporal_icl.main` process
-with its log in <workdir>/launch.log.  Finished runs are skipped; interrupted
-ones resume (the binary resumes from its checkpoint).  A table shows progress
-while the sweep runs; at the end, a table of final Δ_PT per run and the phase
-diagram <workdir_root>/phase.png.  Ctrl-C asks every child to checkpoint and
-stop; rerun the same command to continue.  A failed run is reported with its
-log and does not stop the others.
+The sweep points (the config's get_sweep()) are trained by `temporal_icl.main`
+processes, --parallel of them at a time, each training up to --runs_per_process
+compatible points as one run group (README "Run groups"); 1 is one solo process
+per point.  A process's log is <workdir>/launch.log of its first run (the others'
+launch.log link to it).  Finished runs are skipped, and so are runs that diverged
+(their DIVERGED file says why); interrupted ones resume from their checkpoints.
+A table shows progress while the sweep runs; at the end, a table of final Δ_PT
+per run and the phase diagram <workdir_root>/phase.png.  Ctrl-C asks every child
+to checkpoint and stop; rerun the same command to continue.  A failed process is
+reported with its log and does not stop the others.
 """
 
 import logging as std_logging
@@ -29,6 +32,8 @@ from temporal_icl import sweeps  # pylint: disable=g-import-not-at-top
 from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Chosen from benchmarks/sweep_throughput.py (README "Run groups").
+DEFAULT_RUNS_PER_PROCESS = 4
 _PROGRESS = re.compile(r"(\d+)/(\d+)\), ETA: ([^\s,]+)")
 
 
@@ -44,18 +49,42 @@ def status_of(code: int) -> str:
   return f"FAILED (exit {code})"
 
 
+def done_already(workdir: str) -> Optional[str]:
+  """'done (skipped)' or 'DIVERGED (skipped)' for a run not to launch again, else None."""
+  if workdir_lib.is_finished(workdir):
+    return "done (skipped)"
+  if os.path.exists(os.path.join(workdir, workdir_lib.DIVERGED_FILE)):
+    return "DIVERGED (skipped)"
+  return None
+
+
 class Job:
-  """One sweep point and its child process."""
+  """One child process: a sweep point, or a group of them (spec["runs"])."""
 
   def __init__(self, spec: Dict):
     self.name, self.workdir, self.args = spec["name"], spec["workdir"], spec["args"]
+    self.runs = spec.get("runs") or [{"name": self.name, "workdir": self.workdir}]
     self.log_path = os.path.join(self.workdir, "launch.log")
     self.process: Optional[subprocess.Popen] = None
-    self.status = "done (skipped)" if workdir_lib.is_finished(self.workdir) else "queued"
+    self.status = done_already(self.workdir) or "queued"
     self.started = self.ended = None
 
+  def run_status(self, workdir: str) -> str:
+    """The status of one of the job's runs: its own marker first, then the process's."""
+    if self.status == "running":
+      return "running"
+    if os.path.exists(os.path.join(workdir, workdir_lib.DIVERGED_FILE)):
+      return "DIVERGED"
+    return self.status
+
   def start(self, extra_args: List[str]):
-    os.makedirs(self.workdir, exist_ok=True)
+    for run in self.runs:
+      os.makedirs(run["workdir"], exist_ok=True)
+    for run in self.runs[1:]:  # one log per process, seen from every run's workdir
+      link = os.path.join(run["workdir"], "launch.log")
+      if os.path.lexists(link):
+        os.remove(link)
+      os.symlink(os.path.relpath(self.log_path, run["workdir"]), link)
     log = open(self.log_path, "a")
     self.process = subprocess.Popen(
         [sys.executable, *self.args, *extra_args], cwd=REPO, stdout=log,
@@ -93,36 +122,48 @@ def print_table(jobs: List[Job], started: float):
   counts = {}
   for job in jobs:
     key = job.status.split(" ")[0]
-    counts[key] = counts.get(key, 0) + 1
-  print(f"\n[{time.strftime('%H:%M:%S')}] {time.time() - started:6.0f} s  " +
+    counts[key] = counts.get(key, 0) + len(job.runs)
+  print(f"\n[{time.strftime('%H:%M:%S')}] {time.time() - started:6.0f} s  runs " +
         "  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
   for job in jobs:
     if job.status == "running":
-      print(f"  {job.name:40s} running  {job.progress()}")
+      size = f" ({len(job.runs)} runs)" if len(job.runs) > 1 else ""
+      print(f"  {job.name + size:40s} running  {job.progress()}")
   sys.stdout.flush()  # the table is the progress report, also when stdout is a file
 
 
-def summary(jobs: List[Job], root: str):
+def summary(jobs: List[Job], root: str, order: Optional[List[str]] = None):
   """Final Δ_PT per run; unfinished runs are marked, and left out of the figure."""
   from temporal_icl import plots  # pylint: disable=g-import-not-at-top
   print(f"\n{'run':40s} {'status':24s} {'train Δ_dMMSE':>14s} {'train Δ_Ridge':>14s} "
         f"{'test Δ_dMMSE':>13s} {'test Δ_Ridge':>13s}")
-  for job in jobs:
-    train = plots.final_metrics(job.workdir, "train") if os.path.isdir(job.workdir) else None
-    test = plots.final_metrics(job.workdir, "test") if train else None
-    status = job.status if job.finished() else f"{job.status}, UNFINISHED"
+  finished = []
+  runs = [(job, run) for job in jobs for run in job.runs]
+  position = {name: i for i, name in enumerate(order or [])}
+  runs.sort(key=lambda jr: position.get(jr[1]["name"], len(position)))
+  for job, run in runs:
+    workdir = run["workdir"]
+    train = plots.final_metrics(workdir, "train") if os.path.isdir(workdir) else None
+    test = plots.final_metrics(workdir, "test") if train else None
+    done = workdir_lib.is_finished(workdir)
+    status = job.run_status(workdir)
+    status = status if done or status.startswith("DIVERGED") else f"{status}, UNFINISHED"
     cells = (f"{train['dmmse']:14.4g} {train['ridge']:14.4g} {test['dmmse']:13.4g} "
              f"{test['ridge']:13.4g}" if train and test else "")
-    if cells and not job.finished():
+    if cells and not done:
       cells += f"  (at step {train['step']})"
-    print(f"{job.name:40s} {status:24s} {cells}")
+    print(f"{run['name']:40s} {status:24s} {cells}")
+    if done:
+      finished.append(workdir)
   for job in jobs:
     if job.status.startswith("FAILED"):
       print(f"{job.name} failed; its log: {job.log_path}")
-  finished = [j.workdir for j in jobs if j.finished()]
+    for run in job.runs:
+      if job.run_status(run["workdir"]).startswith("DIVERGED"):
+        print(f"{run['name']} diverged: {workdir_lib.divergence(run['workdir'])}")
   path = plots.plot_phase_diagram(finished, os.path.join(root, "phase.png"))
   if path:
-    left_out = len(jobs) - len(finished)
+    left_out = sum(len(j.runs) for j in jobs) - len(finished)
     print(f"Phase diagram: {path}" + (f" ({left_out} unfinished runs left out)"
                                       if left_out else ""))
 
@@ -158,7 +199,9 @@ def run_sweep(jobs: List[Job], parallel: int, extra_args: List[str],
     for job in list(running):
       if job.poll():
         running.remove(job)
-        print(f"{job.name}: {job.status} in {job.ended - job.started:.0f} s", flush=True)
+        size = f" ({len(job.runs)} runs)" if len(job.runs) > 1 else ""
+        print(f"{job.name}{size}: {job.status} in {job.ended - job.started:.0f} s",
+              flush=True)
     if time.time() - last_report >= report_every:
       print_table(jobs, started)
       sys.stdout.flush()
@@ -172,6 +215,9 @@ _CONFIG = flags.DEFINE_string("config", None, "Config file with a get_sweep().")
 _ROOT = flags.DEFINE_string("workdir_root", None, "Directory for the runs' workdirs.")
 _PARALLEL = flags.DEFINE_integer(
     "parallel", None, "Concurrent runs (default, or -1: local accelerators, or cores).")
+_RUNS_PER_PROCESS = flags.DEFINE_integer(
+    "runs_per_process", DEFAULT_RUNS_PER_PROCESS,
+    "Sweep points trained by one process as a run group (1: one solo process each).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
 _ONLY = flags.DEFINE_string("only", "", "Run only the points whose name contains this.")
 _EXTRA = flags.DEFINE_multi_string("extra", [], "Extra flags for every run.")
@@ -201,23 +247,34 @@ def main(argv):
   if not os.path.exists(config_path):
     print(f"error: --config={_CONFIG.value}: no such file.", file=sys.stderr)
     sys.exit(2)
+  if _RUNS_PER_PROCESS.value < 1:
+    print(f"error: --runs_per_process={_RUNS_PER_PROCESS.value} must be >= 1.",
+          file=sys.stderr)
+    sys.exit(2)
   try:
-    specs = sweeps.commands(config_path, root)
+    all_runs = sweeps.commands(config_path, root)  # one per point, for the table
+    points = {s["name"] for s in all_runs if _ONLY.value in s["name"]}
+    specs = sweeps.commands(
+        config_path, root, runs_per_process=_RUNS_PER_PROCESS.value,
+        skip=lambda w: os.path.basename(w) not in points or done_already(w) is not None)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  specs = [s for s in specs if _ONLY.value in s["name"]]
+  skipped = [Job(s) for s in all_runs if s["name"] in points and done_already(s["workdir"])]
   if _DRY_RUN.value:
     for s in specs:
       print(" ".join(["python", *s["args"], *_EXTRA.value]))
-    print(f"{len(specs)} runs")
+    print(f"{len(points)} runs: {sum(len(s['runs']) for s in specs)} to train in "
+          f"{len(specs)} processes, {len(skipped)} done already")
     return
-  jobs = [Job(s) for s in specs]
+  jobs = skipped + [Job(s) for s in specs]
   parallel = default_parallel() if parallel in (None, -1) else parallel
-  print(f"{len(jobs)} runs ({sum(j.status == 'queued' for j in jobs)} to do), "
-        f"{parallel} at a time; logs in <workdir>/launch.log")
+  print(f"{len(points)} runs ({sum(len(j.runs) for j in jobs if j.status == 'queued')} to "
+        f"do, in {sum(j.status == 'queued' for j in jobs)} processes of up to "
+        f"{_RUNS_PER_PROCESS.value} runs), {parallel} processes at a time; logs in "
+        "<workdir>/launch.log")
   finished = run_sweep(jobs, parallel, _EXTRA.value, _REPORT_EVERY.value)
-  summary(jobs, root)
+  summary(jobs, root, [s["name"] for s in all_runs])
   if not finished:
     print("Stopped; rerun the same command to continue.")
     sys.exit(130)

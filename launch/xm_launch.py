@@ -6,7 +6,10 @@ r"""Launches a config's sweep as an XManager experiment.
       --workdir_root=gs://BUCKET/runs/mala [--dry_run]
 
 One job per sweep point (the config's get_sweep()): the `temporal_icl.main`
-binary with `--config`, `--config.X=` overrides and `--workdir`.
+binary with `--config`, `--config.X=` overrides and `--workdir`; with
+`--runs_per_process=N > 1`, one job per run group of up to N compatible points,
+`--config`, `--workdir=<root>` and `--group=<their names>` (README "Run groups";
+on an accelerator, groups of many runs keep it busy).
 
 `--executor=local` runs the jobs on this machine with no Docker: `xm.binary`
 packages this venv's interpreter and each job passes `-m temporal_icl.main …`
@@ -60,6 +63,8 @@ _ROOT = flags.DEFINE_string(
 _EXECUTOR = flags.DEFINE_enum("executor", "local", ["local", "vertex"], "Where jobs run.")
 _TITLE = flags.DEFINE_string("title", None, "Experiment title (default: config name).")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the jobs; launch nothing.")
+_RUNS_PER_PROCESS = flags.DEFINE_integer(
+    "runs_per_process", 1, "Sweep points per job, trained as one run group.")
 
 
 def import_xmanager():
@@ -98,14 +103,15 @@ def container_workdir_root(root: str) -> str:
                    "(a path in the container would vanish with it).")
 
 
-def vertex_jobs(config: str, workdir_root: str):
+def vertex_jobs(config: str, workdir_root: str, runs_per_process: int = 1):
   """The sweep's jobs with the arguments a Vertex job gets (the module is the
   entrypoint, so args start at --config)."""
   if not os.path.exists(os.path.join(REPO, "requirements.txt")):
     raise ValueError("requirements.txt is missing; the image installs it. Generate it "
                      "with `.venv/bin/python tools/requirements.py`.")
   jobs = sweeps.commands(os.path.abspath(config), container_workdir_root(workdir_root),
-                         config_arg=container_config(config))
+                         config_arg=container_config(config),
+                         runs_per_process=runs_per_process)
   for job in jobs:
     assert job["args"][:2] == ["-m", ENTRYPOINT], job["args"]
     job["args"] = job["args"][2:]
@@ -178,10 +184,13 @@ def main(argv):
   if not (_CONFIG.value and _ROOT.value):
     raise app.UsageError("--config and --workdir_root are required.")
   try:
+    if _RUNS_PER_PROCESS.value < 1:
+      raise ValueError(f"--runs_per_process={_RUNS_PER_PROCESS.value} must be >= 1.")
     if _EXECUTOR.value == "vertex":
-      jobs = vertex_jobs(_CONFIG.value, _ROOT.value)
+      jobs = vertex_jobs(_CONFIG.value, _ROOT.value, _RUNS_PER_PROCESS.value)
     else:
-      jobs = sweeps.commands(os.path.abspath(_CONFIG.value), os.path.abspath(_ROOT.value))
+      jobs = sweeps.commands(os.path.abspath(_CONFIG.value), os.path.abspath(_ROOT.value),
+                             runs_per_process=_RUNS_PER_PROCESS.value)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -33,7 +33,8 @@ def ridge(xs: jax.Array, ys: jax.Array, noise_var: float) -> jax.Array:
   return jnp.einsum("bkd,bkd->bk", xs, w)
 
 
-def dmmse(xs: jax.Array, ys: jax.Array, tasks: jax.Array, noise_var: float) -> jax.Array:
+def dmmse(xs: jax.Array, ys: jax.Array, tasks: jax.Array, noise_var: float,
+          num_tasks=None) -> jax.Array:
   """dMMSE posterior-mean predictions.
 
   Args:
@@ -41,6 +42,8 @@ def dmmse(xs: jax.Array, ys: jax.Array, tasks: jax.Array, noise_var: float) -> j
     ys: [B, K] targets.
     tasks: [M, D] the task set (uniform prior).
     noise_var: σ².
+    num_tasks: the prior is uniform over tasks[:num_tasks] only (a run group's
+      padded task set; may be traced).  Default: all of `tasks`.
 
   Returns:
     [B, K] predictions.
@@ -48,5 +51,7 @@ def dmmse(xs: jax.Array, ys: jax.Array, tasks: jax.Array, noise_var: float) -> j
   task_preds = jnp.einsum("bkd,md->bkm", xs, tasks)  # [B, K, M]
   sq_residuals = jnp.square(ys[..., None] - task_preds)  # [B, K, M]
   log_weights = -_exclusive_cumsum(sq_residuals) / (2 * noise_var)  # [B, K, M]
+  if num_tasks is not None:
+    log_weights = jnp.where(jnp.arange(tasks.shape[0]) < num_tasks, log_weights, -jnp.inf)
   weights = jax.nn.softmax(log_weights, axis=-1)
   return jnp.sum(weights * task_preds, axis=-1)

@@ -43,10 +43,10 @@ def sample_task_set(key: jax.Array, M: int, D: int) -> jax.Array:
   return jax.random.normal(key, (M, D))
 
 
-def _example(key, tasks, K: int, noise_var: float):
-  """One sequence.  tasks [M, D] or None (M = ∞).  Returns x [K, D], y [K], t [D]."""
+def _example(key, tasks, num_tasks, K: int, noise_var: float):
+  """One sequence, its task from tasks[:num_tasks] ([M, D]).  Returns x [K, D], y [K], t [D]."""
   task_key, x_key, noise_key = jax.random.split(key, 3)
-  task = tasks[jax.random.randint(task_key, (), 0, tasks.shape[0])]
+  task = tasks[jax.random.randint(task_key, (), 0, num_tasks)]
   return _pairs(x_key, noise_key, task, K, noise_var)
 
 
@@ -76,6 +76,7 @@ def sample_sequences(
     *,
     start=0,
     return_tasks: bool = False,
+    num_tasks=None,
 ):
   """Samples a batch of in-context regression sequences.
 
@@ -90,6 +91,8 @@ def sample_sequences(
     start: index of the first returned example in the global batch (may be
       traced); devices holding a shard of the batch pass their offset.
     return_tasks: also return each sequence's task [B, D].
+    num_tasks: M, when `tasks` is padded past it (a run group's task set; may be
+      traced): tasks are drawn from tasks[:num_tasks].  Default: all of `tasks`.
 
   Returns:
     xs [B, K, D], ys [B, K] (and ts [B, D] when ``return_tasks``).
@@ -99,5 +102,6 @@ def sample_sequences(
     D = tasks.shape[1]
     xs, ys, ts = jax.vmap(lambda k: _gaussian_example(k, D, K, noise_var))(keys)
   else:
-    xs, ys, ts = jax.vmap(lambda k: _example(k, tasks, K, noise_var))(keys)
+    M = tasks.shape[0] if num_tasks is None else num_tasks
+    xs, ys, ts = jax.vmap(lambda k: _example(k, tasks, M, K, noise_var))(keys)
   return (xs, ys, ts) if return_tasks else (xs, ys)

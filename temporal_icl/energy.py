@@ -182,13 +182,16 @@ def sample_ridge_prior(key: jax.Array, n: int, D: int) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("n",))
-def sample_dmmse_prior(key: jax.Array, tasks: jax.Array, n: int) -> jax.Array:
+def sample_dmmse_prior(key: jax.Array, tasks: jax.Array, n: int, num_tasks=None
+                       ) -> jax.Array:
   """n draws uniformly with replacement from the task set tasks [M, D].
 
   This is the dMMSE prior: the empirical distribution of the training tasks.
+  num_tasks: draw from tasks[:num_tasks] only (a run group's padded task set).
 
   Returns:
     [n, D].
   """
-  index = jax.random.randint(key, (n,), 0, tasks.shape[0])
+  M = tasks.shape[0] if num_tasks is None else num_tasks
+  index = jax.random.randint(key, (n,), 0, M)
   return tasks[index]

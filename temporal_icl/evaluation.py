@@ -14,13 +14,11 @@ N(0, I_D) once per run.  dMMSE always uses the *current* training task set as
 its prior; with M = ∞ that prior is N(0, I_D) and dMMSE coincides with ridge.
 """
 
-import functools
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from temporal_icl import baselines
 from temporal_icl import data
@@ -43,63 +41,49 @@ def split_metrics(mean, ys, ridge_preds, dmmse_preds, *, D: int, prompt_length: 
   return metrics
 
 
-class Evaluator:
-  """Computes every train_* / test_* metric of the spec for given parameters.
+def baselines_of(xs, ys, tasks, noise_var: float, num_tasks=None):
+  """Ridge and dMMSE predictions [B, K] of a batch; dMMSE is ridge for M = ∞ ([0, D])."""
+  ridge = baselines.ridge(xs, ys, noise_var)
+  if data.is_infinite_set(tasks):
+    return ridge, ridge
+  return ridge, baselines.dmmse(xs, ys, tasks, noise_var, num_tasks)
 
-  The held-out batch and its ridge predictions are made once; dMMSE predictions
-  on it are recomputed only when the task set has changed since the last call.
+
+def batch_metrics(exp, params, xs, ys, ridge_preds, dmmse_preds) -> Dict[str, jax.Array]:
+  """Errors, Δ_PT (and NLL for probabilistic heads) of one batch, as scalars.
+
+  exp: the run's experiment.Experiment (network, head, config).
   """
+  c = exp.config
+  raw = exp.model.apply(params, xs, ys)  # [B, K, P]
+  metrics = split_metrics(exp.head.mean(raw), ys, ridge_preds, dmmse_preds, D=c.D,
+                          prompt_length=c.delta_prompt_length, tail_start=c.delta_tail_start)
+  if exp.head.is_probabilistic:
+    metrics["nll_model"] = exp.head.nll(raw, ys).mean()
+  return metrics
 
-  def __init__(self, config: ml_collections.ConfigDict, apply_fn: Callable, head,
-               test_key: jax.Array, test_batch: Optional[Tuple[Any, Any]] = None):
-    """test_batch: fixed held-out (xs [N, K, D], ys [N, K]), e.g. a TFDS set;
-    by default eval_batch_size sequences drawn with `test_key`."""
-    self._config = config
-    self._head = head
-    self._infinite = data.is_infinite(config.M)
-    nv = config.noise_var
-    self._metrics = jax.jit(functools.partial(
-        self._batch_metrics, apply_fn=apply_fn, head=head, D=config.D,
-        prompt_length=config.delta_prompt_length, tail_start=config.delta_tail_start))
-    self._ridge = jax.jit(lambda xs, ys: baselines.ridge(xs, ys, nv))
-    self._dmmse = jax.jit(lambda xs, ys, tasks: baselines.dmmse(xs, ys, tasks, nv))
-    if test_batch is None:
-      test_batch = data.sample_sequences(
-          test_key, data.infinite_task_set(config.D), config.eval_batch_size, config.K, nv)
-    self.test_xs, self.test_ys = (jnp.asarray(a, jnp.float32) for a in test_batch)
-    self._test_ridge = self._ridge(self.test_xs, self.test_ys)
-    self._cached_tasks: Optional[np.ndarray] = None
-    self._cached_test_dmmse = None
 
-  @staticmethod
-  def _batch_metrics(params, xs, ys, ridge_preds, dmmse_preds, *, apply_fn, head, D,
-                     prompt_length, tail_start):
-    raw = apply_fn(params, xs, ys)  # [B, K, P]
-    metrics = split_metrics(head.mean(raw), ys, ridge_preds, dmmse_preds, D=D,
-                            prompt_length=prompt_length, tail_start=tail_start)
-    if head.is_probabilistic:
-      metrics["nll_model"] = head.nll(raw, ys).mean()
-    return metrics
+def evaluate(exp, params, tasks, train_batch, test_batch, num_tasks=None
+             ) -> Dict[str, jax.Array]:
+  """Every train_* / test_* metric of the spec (pure; jit- and vmap-able).
 
-  def _baselines(self, xs, ys, tasks):
-    ridge = self._ridge(xs, ys)
-    return ridge, (ridge if self._infinite else self._dmmse(xs, ys, tasks))
+  Args:
+    exp: the run's experiment.Experiment.
+    params: the model's parameters.
+    tasks: the current training task set [M, D] ([0, D] for M = ∞), the dMMSE prior.
+    train_batch: (xs [B, K, D], ys [B, K]) from the training distribution.
+    test_batch: held-out (xs [N, K, D], ys [N, K]), tasks from N(0, I_D).
+    num_tasks: M when `tasks` is padded past it (a run group).
+  """
+  nv = exp.config.noise_var
+  out = {}
+  for split, (xs, ys) in (("train", train_batch), ("test", test_batch)):
+    metrics = batch_metrics(exp, params, xs, ys, *baselines_of(xs, ys, tasks, nv, num_tasks))
+    out.update({f"{split}_{k}": v for k, v in metrics.items()})
+  return out
 
-  def _test_dmmse(self, tasks):
-    if self._infinite:
-      return self._test_ridge
-    host_tasks = np.asarray(tasks)
-    if self._cached_tasks is None or not np.array_equal(host_tasks, self._cached_tasks):
-      self._cached_tasks = host_tasks
-      self._cached_test_dmmse = self._dmmse(self.test_xs, self.test_ys, tasks)
-    return self._cached_test_dmmse
 
-  def __call__(self, params, tasks, train_xs, train_ys) -> Dict[str, float]:
-    """All metrics.  tasks [M, D] (ignored for M = ∞); train batch [B, K, D], [B, K]."""
-    train = self._metrics(params, train_xs, train_ys,
-                          *self._baselines(train_xs, train_ys, tasks))
-    test = self._metrics(params, self.test_xs, self.test_ys, self._test_ridge,
-                         self._test_dmmse(tasks))
-    out = {f"train_{k}": v for k, v in train.items()}
-    out.update({f"test_{k}": v for k, v in test.items()})
-    return {k: float(v) for k, v in jax.device_get(out).items()}
+def test_batch(config: ml_collections.ConfigDict, key: jax.Array):
+  """The run's held-out sequences: eval_batch_size of them, tasks from N(0, I_D)."""
+  return data.sample_sequences(key, data.infinite_task_set(config.D), config.eval_batch_size,
+                               config.K, config.noise_var)

@@ -1,10 +1,15 @@
-r"""Trains one in-context regression transformer.
+r"""Trains one in-context regression transformer, or a group of them as one program.
 
   python -m temporal_icl.main --config=configs/mala.py --config.M=8 \
       --workdir=runs/mala_M8
+  python -m temporal_icl.main --config=configs/mala.py --workdir=runs/mala \
+      --group=M8-gamma0.01-seed0,M16-gamma0.01-seed0     # or --group=all
 
-Rerunning the same command resumes from the latest checkpoint.  Summaries are
-TensorBoard event files in the workdir: `tensorboard --logdir=<workdir>`.
+With --group, the named points of the config's get_sweep() train together (README
+"Run groups"), each in <workdir>/<name> exactly as its own command would train it.
+Rerunning the same command resumes from the latest checkpoints; finished runs are
+skipped.  Summaries are TensorBoard event files in each workdir:
+`tensorboard --logdir=<workdir>`.
 """
 
 import logging as std_logging
@@ -20,6 +25,7 @@ from ml_collections import config_flags
 
 from temporal_icl import cli
 from temporal_icl import multihost
+from temporal_icl import sweeps
 from temporal_icl import train
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
@@ -33,7 +39,13 @@ def _env_int(name):
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/mala.py.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints and summaries.")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints and summaries (with --group: the "
+    "directory of the group's runs, each in <workdir>/<run name>).")
+_GROUP = flags.DEFINE_multi_string(
+    "group", None, "Runs of the config's get_sweep() to train as one program: their "
+    "names (as launch/local_launch.py --dry_run lists them; repeat the flag or join "
+    "them with commas), or 'all'.")
 _GIN_FILES = flags.DEFINE_multi_string(
     "gin_file", [], "Extra gin files binding structural model choices.")
 _GIN_BINDINGS = flags.DEFINE_multi_string(
@@ -98,6 +110,28 @@ def _load_config():
     cli.fail(f"--config could not be loaded: {lines[-1] if lines else e}")
 
 
+def _runs(config, argv):
+  """(configs, workdirs, names) of the run, or of the runs --group names."""
+  if not _GROUP.value:
+    return [config], [_WORKDIR.value], None
+  path = config_flags.get_config_filename(flags.FLAGS["config"])
+  wanted = [name for value in _GROUP.value for name in value.split(",") if name]
+  try:
+    points = sweeps.select(path, wanted)
+  except ValueError as e:
+    cli.fail(str(e))
+  swept = sorted({key for point in points for key in point})
+  given = {a.split("=")[0][len("--config."):] for a in sys.argv[1:]
+           if a.startswith("--config.")}
+  clash = [key for key in swept if key in given]
+  if clash:
+    cli.fail(f"--config.{clash[0]} is set on the command line, but the group's sweep sets "
+             f"it for each run; leave it out (or train the runs one by one).")
+  names = [sweeps.run_name(point) for point in points]
+  return ([sweeps.apply(config, point) for point in points],
+          [os.path.join(_WORKDIR.value, name) for name in names], names)
+
+
 def main(argv):
   _quiet_library_info_logs()
   if len(argv) > 1:
@@ -113,16 +147,17 @@ def main(argv):
   with config.unlocked():
     config.gin_files = tuple(config.gin_files) + tuple(_GIN_FILES.value)
     config.gin_bindings = tuple(config.gin_bindings) + tuple(_GIN_BINDINGS.value)
+  configs, workdirs, names = _runs(config, argv)
   stop = train.StopRequest().install()
   try:
-    state = train.train_and_evaluate(config, _WORKDIR.value, should_stop=stop,
-                                     max_chunk_seconds=_MAX_CHUNK_SECONDS.value)
+    states = train.train_group(configs, workdirs, names=names, should_stop=stop,
+                               max_chunk_seconds=_MAX_CHUNK_SECONDS.value)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
     cli.fail(str(e))
   except train.Diverged as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(3)
-  if state is not None and int(state.step) < config.num_steps:  # stopped early
+  if any(s is not None and int(s.step) < config.num_steps for s in states):  # stopped
     # Exit as the signal would; a host stopped by another host's request exits
     # as if it had been sent SIGTERM itself.
     cause = stop.signal_name or "a stop request on another host"
@@ -136,6 +171,12 @@ def main(argv):
                _WORKDIR.value, tensorboard, _WORKDIR.value)
   print(f"\nSummaries: {os.path.abspath(_WORKDIR.value)}\n"
         f"View them:  {tensorboard} --logdir={_WORKDIR.value}")
+  from temporal_icl import plots  # pylint: disable=g-import-not-at-top
+  std_logging.getLogger("tensorboard").setLevel(std_logging.WARNING)  # its reader chats
+  for workdir, name in zip(workdirs, names or [None]):
+    line = plots.verdict(workdir)  # the science in one line: memorised or generalised
+    if line:
+      print(f"{name}: {line}" if name else line[0].upper() + line[1:])
 
 
 if __name__ == "__main__":

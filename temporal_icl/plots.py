@@ -207,6 +207,17 @@ def final_metrics(workdir: str, split: str = "train") -> Optional[Dict[str, floa
   return out
 
 
+def verdict(workdir: str) -> Optional[str]:
+  """'step 9216: on test tasks nearer ridge (Δ_Ridge 0.31, Δ_dMMSE 0.53)', from the
+  run's last evaluation (None if it has none)."""
+  final = final_metrics(workdir, "test")
+  if final is None:
+    return None
+  nearer = "ridge" if final["ridge"] < final["dmmse"] else "dMMSE"
+  return (f"step {final['step']}: on test tasks nearer {nearer} (Δ_Ridge "
+          f"{final['ridge']:.3g}, Δ_dMMSE {final['dmmse']:.3g})")
+
+
 def find_runs(root: str) -> List[str]:
   """Every directory below `root` (itself included) holding a config.json."""
   return sorted(d for d, _, files in os.walk(root) if workdir_lib.CONFIG_FILE in files)

@@ -8,6 +8,7 @@ Layout of a workdir:
   snapshots.npz          prior-tracking snapshots (when config.snapshot_steps is set)
   events.out.tfevents.*  CLU / TensorBoard summaries (every metric, every step)
   FINISHED               written when the run completed all its steps
+  DIVERGED               written (with the reason) when its training diverged
 """
 
 import json
@@ -27,6 +28,7 @@ from temporal_icl import renamed_fields
 CONFIG_FILE = "config.json"
 CHECKPOINTS_DIR = "checkpoints"
 FINISHED_FILE = "FINISHED"
+DIVERGED_FILE = "DIVERGED"
 TRAJECTORY_DIR = "trajectory"
 
 
@@ -172,16 +174,39 @@ def is_finished(workdir: str) -> bool:
   return os.path.exists(os.path.join(workdir, FINISHED_FILE))
 
 
+def _recorded_as(workdir: str, marker: str, config: ml_collections.ConfigDict) -> bool:
+  """`marker` exists beside a config.json equal to `config` (num_steps included), and
+  `config` does not ask to restart."""
+  if config.get("force_restart", False) or not all(
+      os.path.exists(os.path.join(workdir, f)) for f in (marker, CONFIG_FILE)):
+    return False
+  old = read_config(workdir)
+  return not config_diff(old, json.loads(config_to_json(config)), ignore=("force_restart",))
+
+
 def finished_as(workdir: str, config: ml_collections.ConfigDict) -> bool:
   """True if `workdir` holds a finished run of exactly `config` (num_steps included).
 
   A finished run asked for more steps is not finished (prepare() extends it).
   """
-  if not (is_finished(workdir) and os.path.exists(os.path.join(workdir, CONFIG_FILE))):
-    return False
-  old = read_config(workdir)
-  return not config_diff(old, json.loads(config_to_json(config)), ignore=("force_restart",)) \
-      and not config.get("force_restart", False)
+  return _recorded_as(workdir, FINISHED_FILE, config)
+
+
+def diverged_as(workdir: str, config: ml_collections.ConfigDict) -> bool:
+  """True if `workdir` holds a diverged run of exactly `config`."""
+  return _recorded_as(workdir, DIVERGED_FILE, config)
+
+
+def divergence(workdir: str) -> str:
+  """What the DIVERGED file of `workdir` says."""
+  with open(os.path.join(workdir, DIVERGED_FILE)) as f:
+    return f.read().strip()
+
+
+def mark_diverged(workdir: str, message: str) -> None:
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, DIVERGED_FILE), "w") as f:
+      f.write(message + "\n")
 
 
 def mark_finished(workdir: str, step: int) -> None:

@@ -6,7 +6,6 @@ probabilistic head.
 """
 
 import jax
-import numpy as np
 
 from temporal_icl import data
 from temporal_icl import energy
@@ -14,42 +13,47 @@ from temporal_icl import experiment
 from temporal_icl import heads
 from temporal_icl import prior
 from temporal_icl import step_specs
-from temporal_icl import streams
 
 
-def reference_samples(config, tasks, key, n):
+def reference_samples(config, tasks, key, n, num_tasks=None):
   """Samples [n, D] of the ridge prior and of the dMMSE prior (current tasks)."""
   ridge_key, dmmse_key = jax.random.split(key)
   ridge = energy.sample_ridge_prior(ridge_key, n, config.D)
   if data.is_infinite_set(tasks):  # M = ∞: the dMMSE prior is N(0, I) as well
     return ridge, energy.sample_ridge_prior(dmmse_key, n, config.D)
-  return ridge, energy.sample_dmmse_prior(dmmse_key, tasks, n)
+  return ridge, energy.sample_dmmse_prior(dmmse_key, tasks, n, num_tasks)
 
 
 class EnergyDistance:
   """Energy distances between the PMC prior sample and the two Bayes priors."""
   name = "energy_distance"
 
-  def __init__(self, config, writer, exp=None):
-    self._config, self._writer, self._exp = config, writer, exp
-    self.steps = set(step_specs.parse(config.energy_distance_steps, config.num_steps))
-    self._sample = prior.make_prior_sampler(config, config.energy_num_samples, config.K)
+  def __init__(self, context):
+    c = self._config = context.config
+    self._exp = context.experiment
+    self._writers = [run.writer for run in context.runs]
+    self.steps = [set(step_specs.parse(c.energy_distance_steps, c.num_steps))] * len(
+        context.runs)
+    self._sample = prior.make_prior_sampler(c, c.energy_num_samples, c.K)
 
-  def measure(self, step: int, params, tasks) -> dict:
+  def compute(self, step, state, run, last_loss):
+    del last_loss
     c = self._config
-    sample_key, reference_key = jax.random.split(streams.at_step(c.seed, "energy", step))
-    samples = self._sample(params, sample_key)  # [S, D]
-    ridge, dmmse = reference_samples(c, tasks, reference_key, c.energy_num_samples)
-    scalars = {"energy_dist/prior/ridge": float(energy.energy_distance(samples, ridge)),
-               "energy_dist/prior/dmmse": float(energy.energy_distance(samples, dmmse))}
-    self._writer.write_scalars(step, scalars)
-    host = np.asarray(samples)
-    self._writer.write_histograms(
-        step, {f"prior/dim_{i}": host[:, i] for i in range(c.D)})
-    return scalars
+    sample_key, reference_key = jax.random.split(jax.random.fold_in(run.keys["energy"], step))
+    samples = self._sample(state.params, sample_key)  # [S, D]
+    tasks = experiment.training_tasks(self._exp, state.schedule)
+    ridge, dmmse = reference_samples(c, tasks, reference_key, c.energy_num_samples,
+                                     run.num_tasks)
+    return {"energy_dist/prior/ridge": energy.energy_distance(samples, ridge),
+            "energy_dist/prior/dmmse": energy.energy_distance(samples, dmmse),
+            "samples": samples}
 
-  def __call__(self, step, state, last_loss=None, t=None):
-    self.measure(step, state.params, experiment.training_tasks(self._exp, state.schedule))
+  def write(self, step, index, outputs):
+    samples = outputs.pop("samples")
+    writer = self._writers[index]
+    writer.write_scalars(step, {k: float(v) for k, v in outputs.items()})
+    writer.write_histograms(step, {f"prior/dim_{i}": samples[:, i]
+                                   for i in range(self._config.D)})
 
 
 def problems(config):
@@ -67,4 +71,4 @@ def build(context):
   c = context.config
   if not step_specs.parse(c.energy_distance_steps, c.num_steps):
     return None
-  return EnergyDistance(c, context.writer, context.experiment)
+  return EnergyDistance(context)

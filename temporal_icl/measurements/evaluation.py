@@ -2,10 +2,14 @@
 
 Train-task metrics use the batch of the last step trained (step − 1), test-task
 metrics a held-out set: fresh N(0, I_D) tasks from the run's seed, or the TFDS
-set `config.eval_dataset`.  Also writes the learning rate of the step, `lr`.
+set `config.eval_dataset`.  Also writes the learning rate of the step, `lr`, and
+what the schedule reports of itself (its `metrics(state, num_tasks)`, e.g. MALA's
+acceptance rate).
 """
 
 import functools
+
+import jax.numpy as jnp
 
 from temporal_icl import evaluation
 from temporal_icl import experiment
@@ -42,19 +46,27 @@ class Evaluation:
   name = "eval"
 
   def __init__(self, context):
-    c, self._exp, self._writer = context.config, context.experiment, context.writer
-    self.steps = set(step_specs.parse(c.eval_steps, c.num_steps))
-    self._evaluator = evaluation.Evaluator(
-        c, self._exp.model.apply, self._exp.head,
-        experiment.stream_key(c.seed, "test_set"), eval_dataset(c))
+    c, self._exp = context.config, context.experiment
+    self._writers = [run.writer for run in context.runs]
+    self.steps = [set(step_specs.parse(c.eval_steps, c.num_steps))] * len(context.runs)
+    fixed = eval_dataset(c)  # the same held-out set for every run, when given
+    self._fixed = None if fixed is None else tuple(jnp.asarray(a, jnp.float32) for a in fixed)
 
-  def __call__(self, step, state, last_loss=None, t=None):
+  def compute(self, step, state, run, last_loss):
+    del last_loss
     exp = self._exp
-    xs, ys = experiment.training_batch(exp, state.schedule, max(step - 1, 0))
-    metrics = self._evaluator(state.params, experiment.training_tasks(exp, state.schedule),
-                              xs, ys)
-    metrics["lr"] = float(exp.lr(step))
-    self._writer.write_scalars(step, metrics)
+    tasks = experiment.training_tasks(exp, state.schedule)
+    train = experiment.training_batch(exp, run, state.schedule, jnp.maximum(step - 1, 0))
+    test = (self._fixed if self._fixed is not None
+            else evaluation.test_batch(exp.config, run.keys["test_set"]))
+    metrics = evaluation.evaluate(exp, state.params, tasks, train, test, run.num_tasks)
+    metrics["lr"] = exp.learning_rate(run.learning_rate)(step)
+    if hasattr(exp.schedule, "metrics"):
+      metrics.update(exp.schedule.metrics(state.schedule, run.num_tasks))
+    return metrics
+
+  def write(self, step, index, outputs):
+    self._writers[index].write_scalars(step, {k: float(v) for k, v in outputs.items()})
 
 
 def problems(config):

@@ -8,13 +8,13 @@ schedule moves it).
 """
 
 from absl import logging
+import jax
 
 from temporal_icl import data
 from temporal_icl import experiment
 from temporal_icl import llc
 from temporal_icl import renamed_fields
 from temporal_icl import step_specs
-from temporal_icl import streams
 
 
 def _sgld_fields(config) -> dict:
@@ -28,34 +28,36 @@ class LocalLearningCoefficient:
   """SGLD estimates of the LLC at the current parameters."""
   name = "llc"
 
-  def __init__(self, config, exp, writer):
-    self._config, self._exp, self._writer = config, exp, writer
-    self.steps = set(step_specs.parse(config.llc_steps, config.num_steps))
-    self.sgld = llc.SGLDConfig.from_config(_sgld_fields(config))
+  def __init__(self, context):
+    c, exp = self._config, self._exp = context.config, context.experiment
+    self._writers = [run.writer for run in context.runs]
+    self.steps = [set(step_specs.parse(c.llc_steps, c.num_steps))] * len(context.runs)
+    self.sgld = llc.SGLDConfig.from_config(_sgld_fields(c))
     self._estimate = llc.make_llc_estimator(lambda params, batch: exp.loss(params, *batch),
                                             self.sgld)
 
-  def dataset(self, tasks):
+  def dataset(self, tasks, run):
+    """The run's fixed SGLD dataset: llc.dataset_size sequences of the given task set."""
     c = self._config
-    return data.sample_sequences(streams.key(c.seed, "llc"), tasks, c.llc.dataset_size,
-                                 c.K, c.noise_var)
+    return data.sample_sequences(run.keys["llc"], tasks, c.llc.dataset_size, c.K,
+                                 c.noise_var, num_tasks=run.num_tasks)
 
-  def measure(self, step: int, params, tasks) -> llc.LLCResult:
-    key = streams.at_step(self._config.seed, "llc", step)
-    result = self._estimate(params, self.dataset(tasks), key)
-    below = float(result.loss_below_init_fraction)
+  def compute(self, step, state, run, last_loss):
+    del last_loss
+    tasks = experiment.training_tasks(self._exp, state.schedule)
+    result = self._estimate(state.params, self.dataset(tasks, run),
+                            jax.random.fold_in(run.keys["llc"], step))
+    return {"llc/mean": result.mean, "llc/std": result.std,
+            "llc/loss_below_init_fraction": result.loss_below_init_fraction}
+
+  def write(self, step, index, outputs):
+    below = float(outputs["llc/loss_below_init_fraction"])
     if below > 0.5:
       logging.warning(
           "LLC at step %d: %.0f%% of the SGLD draws fell below the starting loss, so "
           "the parameters are not near a local minimum and this estimate is not valid "
           "(README 'Developmental analysis').", step, 100 * below)
-    self._writer.write_scalars(step, {
-        "llc/mean": float(result.mean), "llc/std": float(result.std),
-        "llc/loss_below_init_fraction": below})
-    return result
-
-  def __call__(self, step, state, last_loss=None, t=None):
-    self.measure(step, state.params, experiment.training_tasks(self._exp, state.schedule))
+    self._writers[index].write_scalars(step, {k: float(v) for k, v in outputs.items()})
 
 
 def problems(config):
@@ -76,4 +78,4 @@ def problems(config):
 def build(context):
   if not step_specs.parse(context.config.llc_steps, context.config.num_steps):
     return None
-  return LocalLearningCoefficient(context.config, context.experiment, context.writer)
+  return LocalLearningCoefficient(context)

@@ -9,8 +9,8 @@ Needs a probabilistic head.
 """
 
 import jax
+import jax.numpy as jnp
 
-from temporal_icl import baselines
 from temporal_icl import data
 from temporal_icl import evaluation
 from temporal_icl import experiment
@@ -18,7 +18,6 @@ from temporal_icl import heads
 from temporal_icl import prior
 from temporal_icl import snapshots
 from temporal_icl import step_specs
-from temporal_icl import streams
 from temporal_icl import workdir as workdir_lib
 
 SNAPSHOT_BATCH_SIZE = 256  # sequences of the per-snapshot Δ_PT batch
@@ -29,48 +28,47 @@ class PriorSnapshots:
   name = "snapshots"
 
   def __init__(self, context):
-    self._config = c = context.config
+    c = self._config = context.config
     exp = self._exp = context.experiment
     self._is_lead = context.is_lead
-    schedule = exp.schedule
-    resample_steps = (schedule.resample_steps(context.state.schedule)
-                      if getattr(schedule, "RESAMPLES", False) else None)
-    self.file = snapshots.SnapshotFile(context.workdir, workdir_lib.config_to_json(c),
-                                       resample_steps)
-    self.file.resume(context.start_step)
-    self.steps = snapshots.snapshot_steps(
-        c, c.num_steps, () if resample_steps is None else resample_steps)
+    self.files, self.steps, self._num_tasks = [], [], []
+    for run in context.runs:
+      resample_steps = (exp.schedule.resample_steps(run.initial_state.schedule)
+                        if getattr(exp.schedule, "RESAMPLES", False) else None)
+      file = snapshots.SnapshotFile(run.workdir, workdir_lib.config_to_json(run.config),
+                                    resample_steps)
+      file.resume(run.start_step)
+      self.files.append(file)
+      self.steps.append(snapshots.snapshot_steps(
+          c, c.num_steps, () if resample_steps is None else resample_steps))
+      self._num_tasks.append(
+          experiment.training_tasks(exp, run.initial_state.schedule).shape[0])
     self._sample = prior.make_prior_sampler(c, c.num_pr_samples, c.pr_generation_steps)
-    self._loss = jax.jit(exp.loss)
 
-    def deltas(params, tasks, key):
-      xs, ys = data.sample_sequences(key, tasks, SNAPSHOT_BATCH_SIZE, c.K, c.noise_var)
-      ridge = baselines.ridge(xs, ys, c.noise_var)
-      dmmse = ridge if data.is_infinite_set(tasks) else baselines.dmmse(xs, ys, tasks,
-                                                                         c.noise_var)
-      m = evaluation.split_metrics(exp.head.mean(exp.model.apply(params, xs, ys)), ys,
-                                   ridge, dmmse, D=c.D,
-                                   prompt_length=c.delta_prompt_length, tail_start=None)
-      return m["delta_dmmse"], m["delta_ridge"]
-
-    self._deltas = jax.jit(deltas)
-
-  def __call__(self, step, state, last_loss=None, t=None):
+  def compute(self, step, state, run, last_loss):
     c, exp = self._config, self._exp
-    if last_loss is None:  # no step taken yet: the loss of the first batch
-      last_loss = float(self._loss(
-          state.params, *experiment.training_batch(exp, state.schedule, step)))
-    tasks = experiment.training_tasks(exp, state.schedule)
-    sample_key, batch_key = jax.random.split(streams.at_step(c.seed, "snapshots", step))
-    delta_dmmse, delta_ridge = self._deltas(state.params, tasks, batch_key)
-    self.file.add(steps=step, losses=last_loss, tasks=tasks,
-                  pr=self._sample(state.params, sample_key), delta_dmmse=delta_dmmse,
-                  delta_ridge=delta_ridge)
+    params, tasks = state.params, experiment.training_tasks(exp, state.schedule)
+    sample_key, batch_key = jax.random.split(jax.random.fold_in(run.keys["snapshots"], step))
+    xs, ys = data.sample_sequences(batch_key, tasks, SNAPSHOT_BATCH_SIZE, c.K, c.noise_var,
+                                   num_tasks=run.num_tasks)
+    ridge, dmmse = evaluation.baselines_of(xs, ys, tasks, c.noise_var, run.num_tasks)
+    deltas = evaluation.split_metrics(
+        exp.head.mean(exp.model.apply(params, xs, ys)), ys, ridge, dmmse, D=c.D,
+        prompt_length=c.delta_prompt_length, tail_start=None)
+    # Before any step (last_loss NaN), the loss of the first batch.
+    first = exp.loss(params, *experiment.training_batch(exp, run, state.schedule, step))
+    return {"steps": step, "losses": jnp.where(jnp.isnan(last_loss), first, last_loss),
+            "tasks": tasks, "pr": self._sample(params, sample_key),
+            "delta_dmmse": deltas["delta_dmmse"], "delta_ridge": deltas["delta_ridge"]}
 
-  def on_checkpoint(self, step):
+  def write(self, step, index, outputs):
+    outputs["tasks"] = outputs["tasks"][:self._num_tasks[index]]  # the run's own M
+    self.files[index].add(**outputs)
+
+  def on_checkpoint(self, step, index):
     del step
     if self._is_lead:
-      self.file.write()
+      self.files[index].write()
 
 
 def problems(config):

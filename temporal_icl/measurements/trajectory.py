@@ -9,18 +9,22 @@ from temporal_icl import workdir as workdir_lib
 
 
 class Trajectory:
+  """Saves each run's state (nothing to compute)."""
   name = "trajectory"
 
   def __init__(self, context):
     c = context.config
-    self.steps = set(step_specs.parse(c.trajectory_steps, c.num_steps))
-    self._manager = workdir_lib.trajectory_manager(context.workdir)
+    self.steps = [set(step_specs.parse(c.trajectory_steps, c.num_steps))] * len(context.runs)
+    self._managers = [workdir_lib.trajectory_manager(run.workdir) for run in context.runs]
+    self._state = context.run_state
 
-  def __call__(self, step, state, last_loss=None, t=None):
-    workdir_lib.save(self._manager, step, state)
+  def write(self, step, index, outputs):
+    del outputs
+    workdir_lib.save(self._managers[index], step, self._state(index))
 
   def close(self):
-    self._manager.wait_until_finished()
+    for manager in self._managers:
+      manager.wait_until_finished()
 
 
 def problems(config):

@@ -15,6 +15,13 @@ and, for the host side,
   label(config) -> str                  its name in tables and figures, e.g. 'γ=0.01'
   problems(config) -> list of str       one sentence per invalid parameter value
 
+and optionally
+
+  metrics(state, num_tasks) -> dict     scalars the evaluation writes (e.g. MALA's
+                                        acceptance rate); num_tasks is M
+  PAD_VALUES: dict                      State field -> the value that pads it in a run
+                                        group (temporal_icl.groups; default 0)
+
 `config.schedule` names it: a plain name is a module of this package, a dotted
 name (e.g. 'my_lab.my_schedule') is imported as is.  The list of schedules is
 derived from this package's modules, never kept by hand.

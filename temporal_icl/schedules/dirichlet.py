@@ -21,6 +21,7 @@ RESAMPLES = segments.RESAMPLES
 label = segments.label
 problems = segments.problems
 resample_steps = segments.resample_steps
+PAD_VALUES = segments.PAD_VALUES
 
 
 def largest_remainder_lengths(proportions: jax.Array, total: int) -> jax.Array:

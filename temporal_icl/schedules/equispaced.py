@@ -17,6 +17,7 @@ RESAMPLES = segments.RESAMPLES
 label = segments.label
 problems = segments.problems
 resample_steps = segments.resample_steps
+PAD_VALUES = segments.PAD_VALUES
 
 
 def init(key: jax.Array, config) -> State:

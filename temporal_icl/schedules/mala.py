@@ -87,9 +87,17 @@ def current_tasks(state: State) -> jax.Array:
   return state.tasks
 
 
-def acceptance_rate(state: State) -> jax.Array:
-  """Fraction of proposals accepted so far, pooled over tasks."""
-  return state.accepted.mean() / jnp.maximum(state.proposed, 1)
+def acceptance_rate(state: State, num_tasks=None) -> jax.Array:
+  """Fraction of proposals accepted so far, pooled over the first num_tasks tasks
+  (default: all; in a run group the task set is padded past M)."""
+  M = state.accepted.shape[0] if num_tasks is None else num_tasks
+  accepted = jnp.where(jnp.arange(state.accepted.shape[0]) < M, state.accepted, 0)
+  return accepted.sum() / (jnp.maximum(state.proposed, 1) * jnp.maximum(M, 1))
+
+
+def metrics(state: State, num_tasks=None):
+  """What the evaluation writes of the schedule: mala/acceptance_rate."""
+  return {"mala/acceptance_rate": acceptance_rate(state, num_tasks)}
 
 
 def resample_steps(state: State) -> np.ndarray:

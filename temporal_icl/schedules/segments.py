@@ -66,6 +66,9 @@ def resample_steps(state: State) -> np.ndarray:
 
 PARAMETERS = ("R",)
 RESAMPLES = True
+# In a run group (temporal_icl.groups) starts [M, R] is padded to the largest M and R:
+# a padded segment starts at a step no run reaches, so it never becomes current.
+PAD_VALUES = {"starts": np.iinfo(np.int32).max}
 
 
 def label(config) -> str:

@@ -271,10 +271,10 @@ def test_essential_dynamics_refuses_a_run_without_trajectory(analysed_runs, tmp_
 @pytest.mark.parametrize("epsilon, localization", [(1e-3, 1.0), (1e-4, 100.0)])
 def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, localization):
   from temporal_icl import experiment  # pylint: disable=g-import-not-at-top
-  from temporal_icl.measurements import llc as llc_measurement  # pylint: disable=g-import-not-at-top
+  from temporal_icl import measurements  # pylint: disable=g-import-not-at-top
   c = tiny_config.get_config()
   c.llc.num_draws, c.llc.num_chains, c.llc.dataset_size, c.llc.batch_size = 20, 2, 64, 16
-  c.llc.epsilon, c.llc.localization = epsilon, localization
+  c.llc.epsilon, c.llc.localization, c.llc_steps = epsilon, localization, "0"
   experiment.parse_gin(c)
   exp = experiment.build(c)
   state = experiment.init_state(exp)
@@ -283,11 +283,10 @@ def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, locali
     def write_scalars(self, *_):
       pass
 
-  result = llc_measurement.LocalLearningCoefficient(c, exp, NoWriter()).measure(
-      0, state.params, experiment.training_tasks(exp, state.schedule))
+  result = measurements.measure_once("llc", c, exp, state, NoWriter())
   # With these seeds: 55% of draws below the start (warned), then 47.5% (not).
   warned = "not near a local minimum" in caplog.text
-  assert warned == (float(result.loss_below_init_fraction) > 0.5)
+  assert warned == (float(result["llc/loss_below_init_fraction"]) > 0.5)
   assert warned == (epsilon == 1e-3)
 
 
