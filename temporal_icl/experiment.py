@@ -13,7 +13,6 @@ import importlib.resources
 import os
 from typing import Any, Dict, NamedTuple, Optional
 
-from absl import logging
 import gin
 import haiku as hk
 import jax

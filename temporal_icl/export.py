@@ -11,7 +11,6 @@ history is that of an uninterrupted run.
 
 import collections
 import json
-import os
 from typing import Dict, Tuple
 
 from absl import app
