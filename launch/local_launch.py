@@ -42,6 +42,8 @@ def status_of(code: int) -> str:
   handlers (still importing) dies of the signal itself: code −15 or −2."""
   if code == 0:
     return "done"
+  if code == 3:  # the binary's exit status when a run diverged (README "Divergence")
+    return "DIVERGED"
   if code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
     return "stopped"
   if code in (-signal.SIGTERM, -signal.SIGINT):
@@ -71,11 +73,13 @@ class Job:
 
   def run_status(self, workdir: str) -> str:
     """The status of one of the job's runs: its own marker first, then the process's."""
-    if self.status == "running":
-      return "running"
+    if self.status == "running" or self.status.endswith("(skipped)"):
+      return self.status
+    if workdir_lib.is_finished(workdir):
+      return "done"
     if os.path.exists(os.path.join(workdir, workdir_lib.DIVERGED_FILE)):
       return "DIVERGED"
-    return self.status
+    return "stopped" if self.status == "DIVERGED" else self.status  # its group's fault
 
   def start(self, extra_args: List[str]):
     for run in self.runs:
@@ -278,7 +282,7 @@ def main(argv):
   if not finished:
     print("Stopped; rerun the same command to continue.")
     sys.exit(130)
-  if any(j.status.startswith("FAILED") for j in jobs):
+  if any(j.status.startswith(("FAILED", "DIVERGED")) for j in jobs):
     sys.exit(1)
 
 

@@ -225,6 +225,7 @@ def test_launcher_names_exit_codes_truthfully():
   assert local_launch.status_of(143) == local_launch.status_of(130) == "stopped"
   assert local_launch.status_of(-15) == "stopped (while starting)"
   assert local_launch.status_of(1) == "FAILED (exit 1)"
+  assert local_launch.status_of(3) == "DIVERGED"  # the binary's exit status for a diverged run
 
 
 @pytest.mark.slow
