@@ -17,17 +17,14 @@ import jax
 from configs import base
 from configs import demo
 from temporal_icl import experiment
+from temporal_icl import measurements
+from temporal_icl import llc
+from temporal_icl import renamed_fields
 from temporal_icl import validation
-from temporal_icl.measurements import llc as llc_measurement
 
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed estimates per size.")
 _SIZES = flags.DEFINE_list("sizes", ["demo", "paper"], "Which sizes to time.")
 _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 64, "Training steps timed per size.")
-
-
-class _NoWriter:
-  def write_scalars(self, step, scalars):
-    del step, scalars
 
 
 def _timed(fn, repeats):
@@ -39,17 +36,17 @@ def _timed(fn, repeats):
 
 
 def llc_seconds(config, repeats):
+  config.llc_steps = "0"  # on, for measure_once
   experiment.parse_gin(config)
   exp = experiment.build(config)
   state = experiment.init_state(exp)
-  action = llc_measurement.LocalLearningCoefficient(config, exp, _NoWriter())
-  tasks = experiment.training_tasks(exp, state.schedule)
 
   def estimate(i):
-    result = action.measure(i, state.params, tasks)
-    jax.block_until_ready(result.mean)
+    measurements.measure_once("llc", config, exp, state._replace(step=jax.numpy.int32(i)))
 
-  return _timed(estimate, repeats), action.sgld
+  return _timed(estimate, repeats), llc.SGLDConfig.from_config(
+      {k: v for k, v in config.llc.items() if k != "dataset_size"
+       and f"llc.{k}" not in renamed_fields.OLD_NAMES})
 
 
 def train_step_seconds(config, num_steps):
