@@ -194,10 +194,7 @@ def plot_heat_map(rows: Sequence[Dict[str, float]], path: str,
   ax.set(xlabel="MALA step size γ", ylabel="task diversity M",
          title=f"Where the model turns from dMMSE to ridge ({split} tasks)")
   ax.legend(fontsize=8, loc="upper left")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return plots.finish(fig, path, dpi=120)
 
 
 def main(argv):

@@ -44,9 +44,10 @@ def _series(scalars, tag):
   return export.scalar_array(scalars[tag])
 
 
-def _finish(fig, path):
+def finish(fig, path, dpi=110):
+  """Lays out, saves and closes `fig`; returns `path`."""
   fig.tight_layout()
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, dpi=dpi)
   plt.close(fig)
   return path
 
@@ -92,7 +93,7 @@ def plot_losses(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
     ax.set(title=f"{run_title(config)}{split} batch", xlabel="step",
            ylabel="mean squared error")
     ax.legend(fontsize=8)
-  return _finish(fig, path)
+  return finish(fig, path)
 
 
 def plot_deltas(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
@@ -109,7 +110,7 @@ def plot_deltas(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   ax.set(xlabel="step", ylabel="Δ_PT (per dimension)",
          title=f"{run_title(config)}distance to each Bayes predictor")
   ax.legend(fontsize=8)
-  return _finish(fig, path)
+  return finish(fig, path)
 
 
 def plot_energy(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
@@ -124,7 +125,7 @@ def plot_energy(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   _step_axis(ax, _series(scalars, "energy_dist/prior/ridge")[0])
   ax.set(xlabel="step", ylabel="energy distance", title=f"{run_title(config)}implicit prior")
   ax.legend(fontsize=8)
-  return _finish(fig, path)
+  return finish(fig, path)
 
 
 def plot_llc(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
@@ -140,7 +141,7 @@ def plot_llc(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
   ax.set(xlabel="step", ylabel="local learning coefficient",
          title=f"{run_title(config)}LLC over training")
   ax.legend(fontsize=8)
-  return _finish(fig, path)
+  return finish(fig, path)
 
 
 def plot_prior(snapshot_path, path, num_bins: int = 80) -> Optional[str]:
@@ -169,7 +170,7 @@ def plot_prior(snapshot_path, path, num_bins: int = 80) -> Optional[str]:
   dim = "" if snaps["pr"].shape[-1] == 1 else " (first coordinate)"
   ax.set(xlabel="step", ylabel=f"task value{dim}", title="implicit prior over training")
   ax.legend(fontsize=8, loc="upper right")
-  return _finish(fig, path)
+  return finish(fig, path)
 
 
 def plot_run(workdir: str, out_dir: Optional[str] = None) -> List[str]:
@@ -303,7 +304,7 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
   axes[2].set_yscale("symlog", linthresh=1e-3)
   axes[2].axhline(0, color="0.5", lw=0.8)
   axes[0].legend(fontsize=8, title="non-stationarity")
-  return _finish(fig, path)
+  return finish(fig, path)
 
 
 def main(argv):

@@ -87,13 +87,13 @@ def test_trajectory_keeps_the_log_spaced_states(analysed_runs):
 def drawn(monkeypatch):
   """{file name: matplotlib Figure} of every figure the plots module saves."""
   figures = {}
-  save = plots._finish
+  save = plots.finish
 
-  def keep(fig, path):
+  def keep(fig, path, **kwargs):
     figures[os.path.basename(path)] = fig
-    return save(fig, path)
+    return save(fig, path, **kwargs)
 
-  monkeypatch.setattr(plots, "_finish", keep)
+  monkeypatch.setattr(plots, "finish", keep)
   return figures
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
@@ -17,10 +16,6 @@ from temporal_icl.tests import binary
 
 REPO, TINY = binary.REPO, binary.TINY
 run_main, science_history = binary.run_main, binary.science_history
-
-
-def leaves(state):
-  return [np.asarray(x) for x in jax.tree.leaves(state)]
 
 
 @pytest.fixture(scope="module")
