@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from temporal_icl import heads as heads_lib
+from temporal_icl import layer_norm
 
 Cache = List[Dict[str, jax.Array]]  # per layer: {'k': [B,T,H,Dh], 'v': [B,T,H,Dh]}
 
@@ -118,7 +119,7 @@ def resolve_structure(num_positions: int) -> Structure:
 
 
 def _layer_norm(name):
-  return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True, name=name)
+  return layer_norm.LayerNorm(name=name)
 
 
 def tokenize(xs: jax.Array, ys: jax.Array) -> jax.Array:
@@ -145,6 +146,13 @@ def _qkv_weights(E: int, structure: Structure):
   return jnp.concatenate(ws, axis=1), (jnp.concatenate(bs) if bs else None)
 
 
+def _attend(q, k, v, mask):
+  """One head: q [B, T', dh], k and v [B, T, dh], mask [T', T] -> [B, T', dh]."""
+  logits = jnp.einsum("bqd,bkd->bqk", q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+  logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+  return jnp.einsum("bqk,bkd->bqd", jax.nn.softmax(logits, axis=-1), v)
+
+
 @dataclasses.dataclass
 class CausalSelfAttention(hk.Module):
   """Multi-head causal self-attention, over a full sequence or one cached token."""
@@ -154,26 +162,35 @@ class CausalSelfAttention(hk.Module):
 
   def __call__(self, h, batch_size: int, cache=None, position=None):
     """h [N, E] holding N = B·T' tokens; with a cache, the T' tokens of each sequence
-    sit at position, position + 1, …  Returns [N, E] (and the updated cache)."""
+    sit at position, position + 1, …  Returns [N, E] (and the updated cache).
+
+    Each head attends on its own [B, T', E/H] arrays: the columns of the one
+    Q/K/V matmul are split (jnp.split, whose gradient is a concatenation) into
+    3H column blocks, and each head's two einsums have the batch as their
+    leading axis, so XLA needs no [B, T, H, E/H] -> [B, H, T, E/H] transposes
+    (README "Benchmarks").
+    """
     N, E = h.shape
     B, T, H = batch_size, N // batch_size, self.num_heads
     dh = E // H
     w, b = _qkv_weights(E, self.structure)
     qkv = h @ w if b is None else h @ w + b  # [N, 3E]
-    q, k, v = (qkv[:, i * E:(i + 1) * E].reshape(B, T, H, dh) for i in range(3))
+    blocks = [x.reshape(B, T, dh) for x in jnp.split(qkv, 3 * H, axis=1)]
+    q, k, v = blocks[:H], blocks[H:2 * H], blocks[2 * H:]  # H × [B, T', dh] each
     if cache is None:
       mask = jnp.tril(jnp.ones((T, T), bool))  # [T, T]: query i sees keys <= i
       new_cache = None
     else:
-      k = jax.lax.dynamic_update_slice_in_dim(cache["k"], k, position, axis=1)
-      v = jax.lax.dynamic_update_slice_in_dim(cache["v"], v, position, axis=1)
-      new_cache = {"k": k, "v": v}
+      keys = jax.lax.dynamic_update_slice_in_dim(cache["k"], jnp.stack(k, 2), position, axis=1)
+      values = jax.lax.dynamic_update_slice_in_dim(cache["v"], jnp.stack(v, 2), position,
+                                                   axis=1)
+      new_cache = {"k": keys, "v": values}  # [B, T, H, dh] each
+      k = [keys[:, :, i] for i in range(H)]
+      v = [values[:, :, i] for i in range(H)]
       # [T', T]: the token at position + i sees the cached slots <= position + i.
-      mask = jnp.arange(k.shape[1])[None, :] <= position + jnp.arange(T)[:, None]
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / jnp.sqrt(dh).astype(h.dtype)
-    logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
-    weights = jax.nn.softmax(logits, axis=-1)
-    out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(N, E)
+      mask = jnp.arange(keys.shape[1])[None, :] <= position + jnp.arange(T)[:, None]
+    out = jnp.concatenate([_attend(q[i], k[i], v[i], mask).reshape(N, dh)
+                           for i in range(H)], axis=1)  # [N, E]
     out = hk.Linear(E, with_bias=self.structure.attention_bias,
                     w_init=self.structure.weight_init, name="out")(out)
     return out, new_cache
@@ -211,11 +228,13 @@ class Transformer(hk.Module):
   """Token embedding, positional embedding, blocks, final LayerNorm, linear head.
 
   Between the embedding and the head the B·T' tokens of a batch are one [N, E]
-  matrix, reshaped to [B, T', H, E/H] only inside attention: every linear map is
-  then a 2-D matmul, and Q, K and V are one.  On XLA's CPU backend this makes the
-  training step 2–2.4× faster at the demo's size than the same network written on
-  [B, T', E] arrays, whose gradients XLA lowers to layout copies that recompute
-  the backward pass's elementwise work (measured 2026-12-01, README "Benchmarks").
+  matrix, split into per-head [B, T', E/H] blocks only inside attention: every
+  linear map is then a 2-D matmul, and Q, K and V are one.  On XLA's CPU backend
+  this makes the training step 2–2.4× faster at the demo's size than the same
+  network written on [B, T', E] arrays, whose gradients XLA lowers to layout
+  copies that recompute the backward pass's elementwise work (measured
+  2026-12-01); per-head blocks and layer_norm's closed-form gradient took
+  another 17–22% off on 2026-12-02 (README "Benchmarks").
   """
   num_blocks: int  # transformer blocks
   num_heads: int  # attention heads per block
