@@ -28,9 +28,39 @@ def ridge(xs: jax.Array, ys: jax.Array, noise_var: float) -> jax.Array:
   gram = _exclusive_cumsum(jnp.einsum("bki,bkj->bkij", xs, xs))  # [B, K, D, D]
   moment = _exclusive_cumsum(xs * ys[..., None])  # [B, K, D]
   precision = gram + noise_var * jnp.eye(D, dtype=xs.dtype)
-  chol = jnp.linalg.cholesky(precision)
-  w = jax.scipy.linalg.cho_solve((chol, True), moment[..., None])[..., 0]  # [B, K, D]
+  w = solve_spd(precision, moment)  # [B, K, D]
   return jnp.einsum("bkd,bkd->bk", xs, w)
+
+
+def solve_spd(a: jax.Array, b: jax.Array) -> jax.Array:
+  """x = a⁻¹ b for symmetric positive-definite a [..., D, D] and b [..., D].
+
+  Cholesky a = L Lᵀ, then L z = b and Lᵀ x = z, one column (or entry) of the D
+  at a time in plain jnp ops: 3D small steps, each vectorised over the batch.
+
+  Not jnp.linalg.cholesky and cho_solve: on XLA's CPU backend they call LAPACK
+  kernels (jaxlib 0.10.2) that split a large batch over the intra-op thread
+  pool and block their pool thread until the pieces are done.  Two such calls
+  running at once, as the train and test evaluations' two ridge solves do, can
+  then hold both threads of a 2-core machine waiting for work that no thread is
+  left to run: the process hangs with no CPU use (two [1024, 16, 8, 8] solves in
+  one jit hung within 20 calls, every time; README "Benchmarks").
+  """
+  D = a.shape[-1]
+  index = jnp.arange(D)
+  L = jnp.zeros_like(a)
+  for j in range(D):  # column j of L, from the columns k < j already in L
+    s = a[..., :, j] - jnp.einsum("...ik,...k->...i", L, L[..., j, :])  # [..., D]
+    pivot = jnp.sqrt(s[..., j:j + 1])  # [..., 1]
+    column = jnp.where(index > j, s / pivot, jnp.where(index == j, pivot, 0))
+    L = L.at[..., :, j].set(column)
+  z = jnp.zeros_like(b)
+  for i in range(D):  # L z = b, forward
+    z = z.at[..., i].set((b[..., i] - jnp.sum(L[..., i, :] * z, -1)) / L[..., i, i])
+  x = jnp.zeros_like(b)
+  for i in reversed(range(D)):  # Lᵀ x = z, backward
+    x = x.at[..., i].set((z[..., i] - jnp.sum(L[..., :, i] * x, -1)) / L[..., i, i])
+  return x
 
 
 def dmmse(xs: jax.Array, ys: jax.Array, tasks: jax.Array, noise_var: float,

@@ -1,5 +1,9 @@
 """Ridge and dMMSE against direct float64 computations, prefix by prefix."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
@@ -111,3 +115,35 @@ def test_prediction_k_ignores_pairs_from_k_on(which):
   changed = f(xs2, ys2)
   np.testing.assert_allclose(changed[:, :k + 1], base[:, :k + 1], rtol=1e-6, atol=1e-6)
   assert np.abs(changed[:, k + 1:] - base[:, k + 1:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("D", [1, 2, 5, 8])
+def test_solve_spd_matches_numpy(D):
+  rng = np.random.default_rng(D)
+  root = rng.normal(size=(6, 3, D, D))
+  a = root @ np.swapaxes(root, -1, -2) + 0.1 * np.eye(D)  # SPD, condition up to ~1e3
+  b = rng.normal(size=(6, 3, D))
+  expected = np.linalg.solve(a, b[..., None])[..., 0]
+  got = baselines.solve_spd(np.float32(a), np.float32(b))
+  np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
+
+
+_TWO_SOLVES = """
+import jax
+from temporal_icl import baselines, data
+tasks = data.sample_task_set(jax.random.PRNGKey(0), 8, 8)
+batches = [data.sample_sequences(jax.random.PRNGKey(i), tasks, 1024, 16, 0.25) for i in (1, 2)]
+both = jax.jit(lambda a, b: (baselines.ridge(*a, 0.25), baselines.ridge(*b, 0.25)))
+for _ in range(60):
+  jax.block_until_ready(both(*batches))
+print("finished")
+"""
+
+
+def test_two_ridge_solves_in_one_program_never_wait_on_each_other():
+  # With jnp.linalg.cholesky + cho_solve this program hung (no CPU use) within 20
+  # calls, every time, on a 2-core machine with jaxlib 0.10.2: two LAPACK calls
+  # held both intra-op threads while waiting for work queued behind them.
+  done = subprocess.run([sys.executable, "-c", _TWO_SOLVES], capture_output=True, text=True,
+                        timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+  assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-2000:]
