@@ -33,23 +33,18 @@ import jax.numpy as jnp
 EPS = 1e-5  # added to the variance, as in hk.LayerNorm
 
 
-def _moments(x):
+def _standardize_fwd(x):
+  """x̂ and what the gradient needs: (x̂ [..., E], (x̂, 1/√(σ² + ε) [..., 1]))."""
   mean = jnp.mean(x, axis=-1, keepdims=True)
-  return mean, jnp.var(x, axis=-1, keepdims=True)
+  inverse_std = jax.lax.rsqrt(jnp.var(x, axis=-1, keepdims=True) + EPS)
+  x_hat = (x - mean) * inverse_std
+  return x_hat, (x_hat, inverse_std)
 
 
 @jax.custom_vjp
 def standardize(x: jax.Array) -> jax.Array:
   """x [..., E] -> x̂ [..., E]: each row centred and scaled to unit variance."""
-  mean, variance = _moments(x)
-  return (x - mean) * jax.lax.rsqrt(variance + EPS)
-
-
-def _standardize_fwd(x):
-  mean, variance = _moments(x)
-  inverse_std = jax.lax.rsqrt(variance + EPS)  # [..., 1]
-  x_hat = (x - mean) * inverse_std
-  return x_hat, (x_hat, inverse_std)
+  return _standardize_fwd(x)[0]
 
 
 def _standardize_bwd(residuals, g):

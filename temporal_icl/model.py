@@ -234,7 +234,8 @@ class Transformer(hk.Module):
   network written on [B, T', E] arrays, whose gradients XLA lowers to layout
   copies that recompute the backward pass's elementwise work (measured
   2026-12-01); per-head blocks and layer_norm's closed-form gradient took
-  another 17–22% off on 2026-12-02 (README "Benchmarks").
+  another 15–18% off at the demo's size and 5–9% at paper size on 2026-12-02
+  (README "Benchmarks").
   """
   num_blocks: int  # transformer blocks
   num_heads: int  # attention heads per block
