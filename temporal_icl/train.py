@@ -46,6 +46,7 @@ import optax
 
 from temporal_icl import experiment
 from temporal_icl import groups
+from temporal_icl import microbatch
 from temporal_icl import measurements as measurements_lib
 from temporal_icl import multihost
 from temporal_icl import renamed_fields
@@ -79,15 +80,21 @@ def over_runs(fn: Callable, size: int) -> Callable:
   return one
 
 
-def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int) -> Callable:
+def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int,
+                    microbatches: Optional[int] = None) -> Callable:
   """Returns f(states, runs, num_steps, loss_sums) -> (states, loss_sums, last losses).
 
   states: the group's stacked TrainState [N, ...] (N = size); runs: its stacked
   RunData; num_steps: a traced int; loss_sums: float32 [N], to which each step's
-  loss is added, so that several calls sum exactly as one call would.  Jitted once.
+  loss is added, so that several calls sum exactly as one call would.  Each
+  device's gradient is taken over `microbatches` equal parts of its batch
+  (default: `microbatch.count` for this size, group and platform).  Jitted once.
   """
   c = exp.config
   local_batch = c.batch_size // mesh.size
+  if microbatches is None:
+    microbatches = microbatch.count(local_batch, 2 * c.K, c.model.embed_size, size,
+                                    mesh.devices.flat[0].platform)
 
   def one_step(state: experiment.TrainState, run: experiment.RunData):
     """One update of one run (vmapped over the group)."""
@@ -96,7 +103,7 @@ def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int) -> Callab
     start = lax.axis_index("batch") * local_batch
     xs, ys = experiment.training_batch(exp, run, sched, state.step, batch_size=local_batch,
                                        start=start)
-    loss, grads = jax.value_and_grad(exp.loss)(state.params, xs, ys)
+    loss, grads = microbatch.value_and_grad(exp.loss, state.params, xs, ys, microbatches)
     grads, loss = lax.pmean((grads, loss), "batch")
     updates, opt_state = exp.optimizer(run.learning_rate).update(
         grads, state.opt_state, state.params)
