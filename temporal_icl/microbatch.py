@@ -7,15 +7,21 @@ losses of equal parts average to the mean of the whole, so the same numbers
 (to float rounding) come from a `lax.scan` over m equal microbatches that sums
 their losses and gradients and divides by m.
 
-Why: XLA's CPU backend spends most of a large step moving activations through
-memory, not multiplying them.  At paper size (B = 256 sequences of 32 tokens,
-E = 128) one activation is [8192, 128] floats, 4 MiB; layer norm, softmax, the
-residual adds and the split of the Q/K/V columns each stream several of them
-through a core's 1 MiB L2 cache.  Split into 8 microbatches of 32 sequences,
-an activation is 512 KiB, and the same gradient took 0.6× the time
-(2026-12-02, AVX-512 machine, 2 cores; benchmarks/train_throughput.py's
-docstring).  Smaller parts cost more again: the matmuls get too small.  At the
-demo's size (64 × 32 tokens, E = 64, 512 KiB) one part is fastest.
+Why: on a CPU a large step spends much of its time moving activations through
+memory rather than multiplying them.  At paper size (B = 256 sequences of 32
+tokens, E = 128) one activation is [8192, 128] floats, 4 MiB; layer norm,
+softmax, the residual adds and the split of the Q/K/V columns each stream
+several of them past a core's 1 MiB L2 cache.  Measured 2026-12-02 (AVX-512
+machine, 1 MiB L2 per core; medians of training steps interleaved in one
+process, each against the whole batch):
+- paper size, 2 cores: 4 parts (1 MiB activations) ×0.74–0.84 the time, 8 parts
+  (512 KiB) the same as 4 (×0.99–1.02 of 4 parts; once ×1.15);
+- demo size at batch 128 (1 MiB): 2 parts ×0.82 on one core, ×0.86 on two;
+  at batch 256 on one core, 4 parts ×0.73, 2 parts ×0.91;
+- demo size at batch 64 (512 KiB): one part is fastest (2 parts ×1.28).
+So activations are kept to half a core's L2, which leaves room for the
+weights and the other operands.  The gain is largest when other tenants of
+the machine load its memory, and shrinks to a few percent in quiet minutes.
 
 On GPUs and TPUs the whole batch is one microbatch: they have no such cache,
 and smaller matmuls only waste them.
@@ -27,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 # The most bytes of one [tokens, E] float32 activation of a microbatch on CPU.
-CPU_ACTIVATION_BYTES = 1024 * 1024
+CPU_ACTIVATION_BYTES = 512 * 1024
 
 
 def count(batch_size: int, tokens_per_sequence: int, embed_size: int,

@@ -67,8 +67,8 @@ def test_count_is_the_fewest_divisor_whose_activation_fits(batch, tokens, embed,
 def test_count_at_the_papers_and_the_demos_sizes():
   paper, small = base.get_config(), demo.get_config()
   sizes = lambda c: (c.batch_size, 2 * c.K, c.model.embed_size)
-  assert microbatch.count(*sizes(paper)) == 4  # 64 sequences: 1 MiB activations
-  assert microbatch.count(*sizes(paper), group_size=2) == 8
+  assert microbatch.count(*sizes(paper)) == 8  # 32 sequences: 512 KiB activations
+  assert microbatch.count(*sizes(paper), group_size=2) == 16
   assert microbatch.count(*sizes(small)) == 1
   assert microbatch.count(*sizes(paper), platform="gpu") == 1
 
