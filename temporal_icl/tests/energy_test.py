@@ -1,6 +1,9 @@
 """Tests for temporal_icl.energy: energy distance, OLS task estimates, priors."""
 
+import os
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -258,3 +261,29 @@ def test_dmmse_prior_draws_uniformly_from_task_set():
   counts = np.bincount(distance.argmin(1), minlength=4)
   # Binomial SD at n = 8000, p = 1/4 is ~39; allow 5 SD.
   np.testing.assert_allclose(counts, 2000, atol=5 * 39)
+
+
+_TWO_DEVICE_FITS = """
+import jax, numpy as np
+from jax.sharding import Mesh, PartitionSpec as P
+from temporal_icl import energy
+mesh = Mesh(np.asarray(jax.devices()), ("d",))
+fit = jax.jit(jax.shard_map(energy.ols_fit, mesh=mesh, in_specs=(P("d"), P("d")),
+                            out_specs=P("d")))
+xs = jax.random.normal(jax.random.PRNGKey(0), (5000, 16, 8))
+for _ in range(40):
+  jax.block_until_ready(fit(xs, xs[..., 0]))
+print("finished")
+"""
+
+
+def test_ols_fits_on_two_devices_at_once_never_wait_on_each_other():
+  # As one batched jnp.linalg.lstsq per device this program hung (no CPU use) on
+  # a 2-core machine with jaxlib 0.10.2, within 120 s every time: the two
+  # devices' LAPACK SVDs held both intra-op threads waiting for work queued
+  # behind them.  A demo-size run with prior measurements on 2 devices hung so.
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  done = subprocess.run([sys.executable, "-c", _TWO_DEVICE_FITS], capture_output=True,
+                        text=True, timeout=120, env=env)
+  assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-2000:]
