@@ -40,6 +40,18 @@ temporal_icl/layer_norm.py, whose gradient is written in closed form.  Measured
 in one process, the two networks' steps interleaved (nine 100-step timings each,
 median): demo size 6.81 -> 5.58 ms (x0.82), paper size 239 -> 218–228 ms
 (x0.91–0.95); trajectories move by float rounding only (README "Benchmarks").
+
+What made the paper-size step fast (issue 23, 2026-12-02, later): a profile of
+the step after those changes still had layer norm, softmax, the residual adds
+and the Q/K/V split taking far longer than their arithmetic: each streams
+[8192, 128] activations (4 MiB) past a core's 1 MiB L2 cache, and they slowed
+most when other tenants of the machine loaded its memory.  The gradient is now
+taken over microbatches of at most 2048 tokens, summed in a scan
+(temporal_icl/microbatch.py; 4 parts of 64 sequences at paper size, one part
+at the demo's size): ×0.74–0.84 the step time, paper size, in one process
+(40 interleaved pairs over a minute: median ×0.84).  And on one device the gradient is no longer all-reduced: XLA's
+CPU backend ran that pmean of one participant as a real collective (two tuple
+all-reduces, ~5 ms of a ~200 ms step): ×0.96 paper, ×0.94 demo.
 """
 
 import os

@@ -13,15 +13,17 @@ tokens, E = 128) one activation is [8192, 128] floats, 4 MiB; layer norm,
 softmax, the residual adds and the split of the Q/K/V columns each stream
 several of them past a core's 1 MiB L2 cache.  Measured 2026-12-02 (AVX-512
 machine, 1 MiB L2 per core; medians of training steps interleaved in one
-process, each against the whole batch):
-- paper size, 2 cores: 4 parts (1 MiB activations) ×0.74–0.84 the time, 8 parts
-  (512 KiB) the same as 4 (×0.99–1.02 of 4 parts; once ×1.15);
-- demo size at batch 128 (1 MiB): 2 parts ×0.82 on one core, ×0.86 on two;
-  at batch 256 on one core, 4 parts ×0.73, 2 parts ×0.91;
-- demo size at batch 64 (512 KiB): one part is fastest (2 parts ×1.28).
-So activations are kept to half a core's L2, which leaves room for the
-weights and the other operands.  The gain is largest when other tenants of
-the machine load its memory, and shrinks to a few percent in quiet minutes.
+process):
+- paper size, 2 cores: 4 parts of 2048 tokens ×0.74–0.84 the time of the whole
+  batch; 8 parts of 1024 tokens ×0.99–1.15 the time of 4 parts;
+- demo size (E = 64) at batch 128, 2 parts of 2048 tokens: ×0.82 on one core,
+  ×0.86 on two; at batch 256 on one core, 4 parts ×0.73 and 2 parts ×0.91;
+- demo size at batch 64 (2048 tokens): one part is fastest (2 parts ×1.28).
+Every measurement is fastest at 2048 tokens a part, at E = 64 (512 KiB
+activations) as at E = 128 (1 MiB), so the rule counts tokens, not bytes: with
+fewer the matmuls get small, with more the activations leave the cache.  The
+gain is largest when other tenants of the machine load its memory, and shrinks
+to a few percent in quiet minutes.
 
 On GPUs and TPUs the whole batch is one microbatch: they have no such cache,
 and smaller matmuls only waste them.
@@ -32,23 +34,23 @@ from typing import Callable, Tuple
 import jax
 import jax.numpy as jnp
 
-# The most bytes of one [tokens, E] float32 activation of a microbatch on CPU.
-CPU_ACTIVATION_BYTES = 512 * 1024
+# The most tokens (over all runs of a group) of one microbatch on CPU.
+CPU_TOKENS = 2048
 
 
-def count(batch_size: int, tokens_per_sequence: int, embed_size: int,
-          group_size: int = 1, platform: str = "cpu") -> int:
+def count(batch_size: int, tokens_per_sequence: int, group_size: int = 1,
+          platform: str = "cpu") -> int:
   """m, the number of equal microbatches a batch of `batch_size` sequences is cut into.
 
-  The fewest parts (a divisor of batch_size) whose [tokens, E] activation,
-  times the runs of a group trained together (`group_size`, vmapped), fits in
-  CPU_ACTIVATION_BYTES; 1 on any platform other than 'cpu'.
+  The fewest parts (a divisor of batch_size) whose tokens, times the runs of a
+  group trained together (`group_size`, vmapped), number at most CPU_TOKENS;
+  1 on any platform other than 'cpu'.
   """
   if platform != "cpu":
     return 1
-  per_sequence = tokens_per_sequence * embed_size * 4 * group_size
+  per_sequence = tokens_per_sequence * group_size
   for parts in range(1, batch_size + 1):
-    if batch_size % parts == 0 and (batch_size // parts) * per_sequence <= CPU_ACTIVATION_BYTES:
+    if batch_size % parts == 0 and (batch_size // parts) * per_sequence <= CPU_TOKENS:
       return parts
   return batch_size
 

@@ -93,8 +93,7 @@ def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int,
   c = exp.config
   local_batch = c.batch_size // mesh.size
   if microbatches is None:
-    microbatches = microbatch.count(local_batch, 2 * c.K, c.model.embed_size, size,
-                                    mesh.devices.flat[0].platform)
+    microbatches = microbatch.count(local_batch, 2 * c.K, size, mesh.devices.flat[0].platform)
 
   def one_step(state: experiment.TrainState, run: experiment.RunData):
     """One update of one run (vmapped over the group)."""

@@ -49,27 +49,24 @@ def test_parts_that_do_not_divide_the_batch_are_refused():
     microbatch.value_and_grad(exp.loss, params, xs, ys, 3)
 
 
-def activation_bytes(batch, parts, tokens, embed, group=1):
-  return batch // parts * tokens * embed * 4 * group
-
-
-@pytest.mark.parametrize("batch, tokens, embed, group", [
-    (256, 32, 128, 1), (256, 32, 128, 4), (64, 32, 64, 1), (128, 32, 64, 1),
-    (96, 40, 128, 3), (7, 1000, 64, 1), (8, 8, 16, 1)])
-def test_count_is_the_fewest_divisor_whose_activation_fits(batch, tokens, embed, group):
-  parts = microbatch.count(batch, tokens, embed, group)
+@pytest.mark.parametrize("batch, tokens, group", [
+    (256, 32, 1), (256, 32, 4), (64, 32, 1), (128, 32, 1), (96, 40, 3), (7, 1000, 1),
+    (8, 8, 1)])
+def test_count_is_the_fewest_divisor_whose_tokens_fit(batch, tokens, group):
+  parts = microbatch.count(batch, tokens, group)
   assert batch % parts == 0
-  fits = lambda p: activation_bytes(batch, p, tokens, embed, group) <= microbatch.CPU_ACTIVATION_BYTES
+  fits = lambda p: batch // p * tokens * group <= microbatch.CPU_TOKENS
   assert fits(parts) or parts == batch
   assert not any(fits(p) for p in range(1, parts) if batch % p == 0)
 
 
 def test_count_at_the_papers_and_the_demos_sizes():
   paper, small = base.get_config(), demo.get_config()
-  sizes = lambda c: (c.batch_size, 2 * c.K, c.model.embed_size)
-  assert microbatch.count(*sizes(paper)) == 8  # 32 sequences: 512 KiB activations
-  assert microbatch.count(*sizes(paper), group_size=2) == 16
+  sizes = lambda c: (c.batch_size, 2 * c.K)
+  assert microbatch.count(*sizes(paper)) == 4  # 64 sequences of 32 tokens
+  assert microbatch.count(*sizes(paper), group_size=2) == 8
   assert microbatch.count(*sizes(small)) == 1
+  assert microbatch.count(128, 32) == 2
   assert microbatch.count(*sizes(paper), platform="gpu") == 1
 
 
