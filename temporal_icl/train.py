@@ -7,9 +7,11 @@ schedule state), and the update is `vmap`ped over the run axis.  That update is
 written once per device and mapped over a 1-D mesh of all devices with
 `jax.shard_map` (pmap semantics): each device draws its shard of every run's
 global batch — example i of step s always comes from `fold_in(fold_in(data_key,
-s), i)` — and gradients are averaged with `lax.pmean` over the 'batch' axis.  The
-state stays one replicated global array, and results do not depend on the device
-count.
+s), i)` — and gradients are averaged with `lax.pmean` over the 'batch' axis (on
+one device there is nothing to average).  On CPU each device takes its gradient
+over microbatches of at most 2048 tokens (temporal_icl.microbatch).  The state
+stays one replicated global array, and results do not depend on the device count
+beyond float rounding.
 
 Between two measurement steps the host dispatches a single call that runs the
 steps in a `lax.fori_loop` whose trip count is traced: one compile for all chunk
