@@ -48,8 +48,8 @@ import optax
 
 from temporal_icl import experiment
 from temporal_icl import groups
-from temporal_icl import microbatch
 from temporal_icl import measurements as measurements_lib
+from temporal_icl import microbatch
 from temporal_icl import multihost
 from temporal_icl import renamed_fields
 from temporal_icl import step_specs
