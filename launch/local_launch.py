@@ -1,7 +1,8 @@
 r"""Runs a config's sweep on this machine, several processes at a time, no XManager.
 
   python launch/local_launch.py --config=configs/laptop_replication.py \
-      --workdir_root=runs/laptop [--parallel=2] [--runs_per_process=4] [--dry_run]
+      --workdir_root=runs/laptop [--parallel=2] [--runs_per_process=4] [--dry_run] \
+      [--ledger=results/laptop] [--nopin_cores]
 
 The sweep points (the config's get_sweep()) are trained by `temporal_icl.main`
 processes, --parallel of them at a time, each training up to --runs_per_process
@@ -13,6 +14,14 @@ A table shows progress while the sweep runs; at the end, a table of final Δ_PT
 per run and the phase diagram <workdir_root>/phase.png.  Ctrl-C asks every child
 to checkpoint and stop; rerun the same command to continue.  A failed process is
 reported with its log and does not stop the others.
+
+On a CPU backend each of the --parallel processes is pinned to its own share of
+the cores (XLA sizes its thread pool to the cores it may use): two processes that
+share both cores of a 2-core machine train ×0.7 as many run-steps per second as two
+pinned one per core (benchmarks/sweep_throughput.py).  --nopin_cores turns it off.
+With --ledger, every finished run's small files are copied into that directory as
+it finishes (temporal_icl/ledger.py), and runs the ledger holds are skipped: commit
+the ledger, and a sweep resumes on any machine.
 """
 
 import logging as std_logging
@@ -28,6 +37,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from temporal_icl import ledger as ledger_lib  # pylint: disable=g-import-not-at-top
 from temporal_icl import sweeps  # pylint: disable=g-import-not-at-top
 from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 
@@ -51,25 +61,44 @@ def status_of(code: int) -> str:
   return f"FAILED (exit {code})"
 
 
-def done_already(workdir: str) -> Optional[str]:
+def done_already(workdir: str, ledger: str = "") -> Optional[str]:
   """'done (skipped)' or 'DIVERGED (skipped)' for a run not to launch again, else None."""
   if workdir_lib.is_finished(workdir):
     return "done (skipped)"
   if os.path.exists(os.path.join(workdir, workdir_lib.DIVERGED_FILE)):
     return "DIVERGED (skipped)"
-  return None
+  recorded = ledger and ledger_lib.status(ledger, os.path.basename(workdir))
+  return f"{recorded} (skipped)" if recorded else None
+
+
+def core_shares(parallel: int, cores: Optional[List[int]] = None) -> List[List[int]]:
+  """Disjoint, contiguous shares of `cores` (default: the cores this process may
+  use), one per process slot: 4 cores, 2 slots -> [[0, 1], [2, 3]].  With more slots
+  than cores, slot i gets core i mod the count."""
+  cores = sorted(os.sched_getaffinity(0)) if cores is None else sorted(cores)
+  if parallel >= len(cores):
+    return [[cores[i % len(cores)]] for i in range(parallel)]
+  size, extra = divmod(len(cores), parallel)
+  shares, start = [], 0
+  for i in range(parallel):
+    end = start + size + (i < extra)
+    shares.append(cores[start:end])
+    start = end
+  return shares
 
 
 class Job:
   """One child process: a sweep point, or a group of them (spec["runs"])."""
 
-  def __init__(self, spec: Dict):
+  def __init__(self, spec: Dict, ledger: str = ""):
     self.name, self.workdir, self.args = spec["name"], spec["workdir"], spec["args"]
     self.runs = spec.get("runs") or [{"name": self.name, "workdir": self.workdir}]
     self.log_path = os.path.join(self.workdir, "launch.log")
     self.process: Optional[subprocess.Popen] = None
-    self.status = done_already(self.workdir) or "queued"
+    self.ledger = ledger
+    self.status = done_already(self.workdir, ledger) or "queued"
     self.started = self.ended = None
+    self.cores: Optional[List[int]] = None  # the share it runs on, when pinned
 
   def run_status(self, workdir: str) -> str:
     """The status of one of the job's runs: its own marker first, then the process's."""
@@ -81,18 +110,27 @@ class Job:
       return "DIVERGED"
     return "stopped" if self.status == "DIVERGED" else self.status  # its group's fault
 
-  def start(self, extra_args: List[str]):
+  def start(self, extra_args: List[str], cores: Optional[List[int]] = None,
+            where: Optional[Dict] = None):
+    """Starts the child, pinned to `cores` if given; `where` (ledger.machine()) is
+    appended to each run's provenance.json."""
+    command = [*self.args, *extra_args]
     for run in self.runs:
       os.makedirs(run["workdir"], exist_ok=True)
+      if where is not None:
+        ledger_lib.note_launch(run["workdir"], where, cores,
+                               [r["name"] for r in self.runs], command)
     for run in self.runs[1:]:  # one log per process, seen from every run's workdir
       link = os.path.join(run["workdir"], "launch.log")
       if os.path.lexists(link):
         os.remove(link)
       os.symlink(os.path.relpath(self.log_path, run["workdir"]), link)
     log = open(self.log_path, "a")
+    self.cores = cores
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     self.process = subprocess.Popen(
-        [sys.executable, *self.args, *extra_args], cwd=REPO, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True)  # Ctrl-C reaches us only
+        [sys.executable, *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True, preexec_fn=pin)  # Ctrl-C reaches us only
     self.status, self.started = "running", time.time()
 
   def poll(self) -> bool:
@@ -104,6 +142,11 @@ class Job:
       return False
     self.ended = time.time()
     self.status = status_of(code)
+    for run in self.runs:
+      if os.path.exists(os.path.join(run["workdir"], ledger_lib.PROVENANCE_FILE)):
+        ledger_lib.note_end(run["workdir"], self.run_status(run["workdir"]))
+      if self.ledger and done_already(run["workdir"]):
+        ledger_lib.record(run["workdir"], self.ledger)
     return True
 
   def finished(self) -> bool:
@@ -147,10 +190,13 @@ def summary(jobs: List[Job], root: str, order: Optional[List[str]] = None):
   runs.sort(key=lambda jr: position.get(jr[1]["name"], len(position)))
   for job, run in runs:
     workdir = run["workdir"]
+    if job.ledger and not workdir_lib.is_finished(workdir) and ledger_lib.status(
+        job.ledger, run["name"]):
+      workdir = os.path.join(job.ledger, run["name"])  # finished in an earlier session
     train = plots.final_metrics(workdir, "train") if os.path.isdir(workdir) else None
     test = plots.final_metrics(workdir, "test") if train else None
     done = workdir_lib.is_finished(workdir)
-    status = job.run_status(workdir)
+    status = job.run_status(run["workdir"]) if workdir == run["workdir"] else job.status
     status = status if done or status.startswith("DIVERGED") else f"{status}, UNFINISHED"
     cells = (f"{train['dmmse']:14.4g} {train['ridge']:14.4g} {test['dmmse']:13.4g} "
              f"{test['ridge']:13.4g}" if train and test else "")
@@ -173,8 +219,10 @@ def summary(jobs: List[Job], root: str, order: Optional[List[str]] = None):
 
 
 def run_sweep(jobs: List[Job], parallel: int, extra_args: List[str],
-              report_every: float) -> bool:
-  """Runs the queued jobs; False when stopped by Ctrl-C / SIGTERM."""
+              report_every: float, shares: Optional[List[List[int]]] = None,
+              where: Optional[Dict] = None, on_report=lambda: None) -> bool:
+  """Runs the queued jobs, each on a free share of `shares` (None: unpinned);
+  False when stopped by Ctrl-C / SIGTERM.  `on_report` runs with each table."""
   stop = {"requested": False}
 
   def request_stop(signum, _):
@@ -198,7 +246,9 @@ def run_sweep(jobs: List[Job], parallel: int, extra_args: List[str],
       return False
     while queue and len(running) < parallel:
       job = queue.pop(0)
-      job.start(extra_args)
+      busy = [j.cores for j in running]
+      free = [share for share in shares if share not in busy] if shares else [None]
+      job.start(extra_args, free[0], where)
       running.append(job)
     for job in list(running):
       if job.poll():
@@ -208,9 +258,11 @@ def run_sweep(jobs: List[Job], parallel: int, extra_args: List[str],
               flush=True)
     if time.time() - last_report >= report_every:
       print_table(jobs, started)
+      on_report()
       sys.stdout.flush()
       last_report = time.time()
     time.sleep(0.5)
+  on_report()
   print(f"\nSweep finished in {time.time() - started:.0f} s.")
   return True
 
@@ -226,14 +278,24 @@ _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.
 _ONLY = flags.DEFINE_string("only", "", "Run only the points whose name contains this.")
 _EXTRA = flags.DEFINE_multi_string("extra", [], "Extra flags for every run.")
 _REPORT_EVERY = flags.DEFINE_float("report_every", 30.0, "Seconds between tables.")
+_LEDGER = flags.DEFINE_string(
+    "ledger", "", "Directory (in the repository, to commit) where each finished run's "
+    "small files are copied; runs it holds are skipped (temporal_icl/ledger.py).")
+_PIN_CORES = flags.DEFINE_bool(
+    "pin_cores", True, "On a CPU backend, pin each process to its own share of the "
+    "cores (--nopin_cores: let every process use every core).")
+
+
+def on_cpu() -> bool:
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.local_devices()[0].platform == "cpu"
 
 
 def default_parallel() -> int:
   import jax  # pylint: disable=g-import-not-at-top
-  devices = jax.local_devices()
-  if devices[0].platform != "cpu":
-    return len(devices)
-  return max(os.cpu_count() or 1, 1)
+  if not on_cpu():
+    return len(jax.local_devices())
+  return max(len(os.sched_getaffinity(0)), 1)
 
 
 def main(argv):
@@ -255,29 +317,49 @@ def main(argv):
     print(f"error: --runs_per_process={_RUNS_PER_PROCESS.value} must be >= 1.",
           file=sys.stderr)
     sys.exit(2)
+  ledger = os.path.abspath(_LEDGER.value) if _LEDGER.value else ""
   try:
     all_runs = sweeps.commands(config_path, root)  # one per point, for the table
     points = {s["name"] for s in all_runs if _ONLY.value in s["name"]}
     specs = sweeps.commands(
         config_path, root, runs_per_process=_RUNS_PER_PROCESS.value,
-        skip=lambda w: os.path.basename(w) not in points or done_already(w) is not None)
+        skip=lambda w: os.path.basename(w) not in points or done_already(w, ledger) is not None)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  skipped = [Job(s) for s in all_runs if s["name"] in points and done_already(s["workdir"])]
+  skipped = [Job(s, ledger) for s in all_runs
+             if s["name"] in points and done_already(s["workdir"], ledger)]
   if _DRY_RUN.value:
     for s in specs:
       print(" ".join(["python", *s["args"], *_EXTRA.value]))
     print(f"{len(points)} runs: {sum(len(s['runs']) for s in specs)} to train in "
           f"{len(specs)} processes, {len(skipped)} done already")
     return
-  jobs = skipped + [Job(s) for s in specs]
+  jobs = skipped + [Job(s, ledger) for s in specs]
   parallel = default_parallel() if parallel in (None, -1) else parallel
+  shares = core_shares(parallel) if _PIN_CORES.value and on_cpu() else None
   print(f"{len(points)} runs ({sum(len(j.runs) for j in jobs if j.status == 'queued')} to "
         f"do, in {sum(j.status == 'queued' for j in jobs)} processes of up to "
-        f"{_RUNS_PER_PROCESS.value} runs), {parallel} processes at a time; logs in "
+        f"{_RUNS_PER_PROCESS.value} runs), {parallel} processes at a time"
+        + (f", pinned to cores {shares}" if shares else "") + "; logs in "
         "<workdir>/launch.log")
-  finished = run_sweep(jobs, parallel, _EXTRA.value, _REPORT_EVERY.value)
+  where = ledger_lib.machine(REPO)
+  on_report = lambda: None
+  if ledger:
+    for job in skipped:  # finished before there was a ledger, or before a crash
+      for run in job.runs:
+        if done_already(run["workdir"]):
+          ledger_lib.record(run["workdir"], ledger)
+    session = dict(where, started=ledger_lib.now(), parallel=parallel,
+                   runs_per_process=_RUNS_PER_PROCESS.value, cores=shares or "all")
+
+    def on_report():
+      session.update(updated=ledger_lib.now(), finished_runs=sum(
+          ledger_lib.status(ledger, s["name"]) is not None for s in all_runs))
+      ledger_lib.note_session(ledger, session)
+    on_report()
+  finished = run_sweep(jobs, parallel, _EXTRA.value, _REPORT_EVERY.value, shares,
+                       where, on_report)
   summary(jobs, root, [s["name"] for s in all_runs])
   if not finished:
     print("Stopped; rerun the same command to continue.")

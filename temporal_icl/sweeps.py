@@ -148,19 +148,20 @@ def commands(config_path: str, workdir_root: str, python: str = "python",
   runs_per_process = 1 gives one solo command per sweep point; N > 1 trains up to N
   points per process as a run group (`--group=`), taking the points in sweep order
   and grouping only those that may share a group (groups.compatibility_key).
-  Points whose workdir `skip` accepts (e.g. finished runs) are left out.
+  Points whose workdir `skip` accepts (e.g. finished runs) are left out after the
+  groups are formed, so a run's group is the same in every session of a sweep (a
+  group's float rounding can depend on its size and members' M).
   """
   runs = []
   for overrides in load_sweep(config_path):
     workdir = os.path.join(workdir_root, run_name(overrides))
-    if not skip(workdir):
-      runs.append({"name": run_name(overrides), "workdir": workdir, "overrides": overrides})
+    runs.append({"name": run_name(overrides), "workdir": workdir, "overrides": overrides})
   config = config_arg or config_path
   if runs_per_process == 1:
     return [dict(run, runs=[run], python=python,
                  args=["-m", "temporal_icl.main", f"--config={config}",
                        *config_flags(run["overrides"]), f"--workdir={run['workdir']}"])
-            for run in runs]
+            for run in runs if not skip(run["workdir"])]
   from temporal_icl import groups  # pylint: disable=g-import-not-at-top
   base = load_config(config_path)
   batches: Dict[str, List[List[Dict[str, Any]]]] = {}
@@ -173,7 +174,9 @@ def commands(config_path: str, workdir_root: str, python: str = "python",
     batches[key][-1].append(run)
   jobs = []
   for key, index in order:
-    members = batches[key][index]
+    members = [m for m in batches[key][index] if not skip(m["workdir"])]
+    if not members:
+      continue
     name = members[0]["name"] + (f"+{len(members) - 1}" if len(members) > 1 else "")
     args = ["-m", "temporal_icl.main", f"--config={config}", f"--workdir={workdir_root}",
             *(f"--group={m['name']}" for m in members)]  # no commas: Vertex strips them
