@@ -127,10 +127,13 @@ class Job:
       os.symlink(os.path.relpath(self.log_path, run["workdir"]), link)
     log = open(self.log_path, "a")
     self.cores = cores
-    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     self.process = subprocess.Popen(
         [sys.executable, *command], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=pin)  # Ctrl-C reaches us only
+        start_new_session=True)  # Ctrl-C reaches us only
+    if cores:  # set from here, not in the child before exec: this process runs JAX's
+      # threads, and a forked child must not run Python.  The child is still importing
+      # when this lands, long before XLA sizes its thread pool by the cores it may use.
+      os.sched_setaffinity(self.process.pid, cores)
     self.status, self.started = "running", time.time()
 
   def poll(self) -> bool:

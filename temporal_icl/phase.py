@@ -1,9 +1,13 @@
-r"""The phase diagram of a sweep over M and γ: the threshold M*(γ) of each seed.
+r"""The phase diagram of a sweep over M and a non-stationarity: M* of each seed.
 
-  python -m temporal_icl.phase --sweep_dir=runs/laptop_phase \
-      --csv=docs/laptop_phase.csv --figure=docs/laptop_phase_heatmap.png --markdown
+  python -m temporal_icl.phase --sweep_dir=results/laptop_phase \
+      --csv=docs/laptop_phase.csv --figure=docs/laptop_phase.png --markdown
 
-For one non-stationarity γ and one seed, let r(M) = Δ_PT,dMMSE / Δ_PT,Ridge of
+The non-stationarity axis is the MALA step size γ for a sweep of MALA (and
+stationary) runs, and the number of segments per task R for a resampling sweep
+(Dirichlet or equispaced); `strength_axis` tells which from the rows, and refuses a
+sweep that mixes the two.  For one value s of that axis and one seed, let
+r(M) = Δ_PT,dMMSE / Δ_PT,Ridge of
 the run's final evaluation (on test tasks, or on train tasks): r > 1 means the
 model is nearer ridge than dMMSE.  M* is where r reaches 1 and stays above 1 at
 every larger M of the grid: with M_j the smallest grid value such that r > 1 at
@@ -13,10 +17,10 @@ crosses r = 1, i.e. log2 M* = log2 M_{j−1} + (1 − r_{j−1}) / (r_j − r_{j
 When r > 1 already at the smallest M, or never at the largest, M* is outside the
 grid and is reported as such (no number).
 
-The CSV has one row per finished run: M, gamma, seed, the final train and test
-Δ_dMMSE and Δ_Ridge, and the final errors of the model, ridge and dMMSE on train
-and test tasks.  The heat map is M × γ coloured by log10 of the test r (mean over
-seeds of the log), with each seed's M*(γ) drawn over it.
+The CSV has one row per finished run: M, schedule, gamma, R, seed, the final train
+and test Δ_dMMSE and Δ_Ridge, and the final errors of the model, ridge and dMMSE on
+train and test tasks.  The heat map is M × s coloured by log10 of the test r (mean
+over seeds of the log), with each seed's M*(s) drawn over it.
 """
 
 import collections
@@ -42,7 +46,10 @@ SPLITS = ("train", "test")
 _METRICS = [f"{split}_{kind}" for split in SPLITS
             for kind in ("delta_dmmse", "delta_ridge", "error_model", "error_ridge",
                          "error_dmmse")]
-COLUMNS = ["M", "gamma", "seed", "step"] + _METRICS
+COLUMNS = ["M", "schedule", "gamma", "R", "seed", "step"] + _METRICS
+_INTEGER_COLUMNS = ("M", "R", "seed", "step")
+RESAMPLING_SCHEDULES = ("dirichlet", "equispaced")  # their strength is R, not γ
+AXIS_LABELS = {"gamma": "MALA step size γ", "R": "segments per task R (resampling)"}
 
 BELOW_GRID = "above 1 already at the smallest M"
 ABOVE_GRID = "never above 1 to the largest M"
@@ -77,7 +84,8 @@ def run_row(workdir: str) -> Optional[Dict[str, float]]:
   scalars = export.read_scalars(workdir)
   if any(tag not in scalars for tag in _METRICS):
     return None
-  row = {"M": config["M"], "gamma": config["gamma"], "seed": config["seed"]}
+  row = {"M": config["M"], "schedule": config["schedule"], "gamma": config["gamma"],
+         "R": config["R"], "seed": config["seed"]}
   for tag in _METRICS:
     steps, values = export.scalar_array(scalars[tag])
     row[tag], row["step"] = float(values[-1]), int(steps[-1])
@@ -85,9 +93,9 @@ def run_row(workdir: str) -> Optional[Dict[str, float]]:
 
 
 def sweep_rows(sweep_dir: str) -> List[Dict[str, float]]:
-  """The rows of every finished run below `sweep_dir`, sorted by (M, γ, seed)."""
+  """The rows of every finished run below `sweep_dir`, sorted by (M, R, γ, seed)."""
   rows = [r for r in map(run_row, plots.find_runs(sweep_dir)) if r is not None]
-  return sorted(rows, key=lambda r: (r["M"], r["gamma"], r["seed"]))
+  return sorted(rows, key=lambda r: (r["M"], r["R"], r["gamma"], r["seed"]))
 
 
 def write_csv(rows: Sequence[Dict[str, float]], path: str) -> None:
@@ -98,10 +106,34 @@ def write_csv(rows: Sequence[Dict[str, float]], path: str) -> None:
       writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
 
 
+def _cell_value(column: str, text: str):
+  if column == "schedule":
+    return text
+  return int(text) if column in _INTEGER_COLUMNS else float(text)
+
+
 def read_csv(path: str) -> List[Dict[str, float]]:
+  """The rows of a CSV of write_csv (one written before R and the schedule were
+  columns reads as MALA runs, R = 1)."""
   with open(path) as f:
-    return [{k: (int(v) if k in ("M", "seed", "step") else float(v)) for k, v in row.items()}
-            for row in csv.DictReader(f)]
+    rows = [{k: _cell_value(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+  for row in rows:
+    row.setdefault("schedule", "mala")
+    row.setdefault("R", 1)
+  return rows
+
+
+def strength_axis(rows: Sequence[Dict[str, float]]) -> str:
+  """'R' for a resampling sweep, 'gamma' for MALA and stationary runs.
+
+  Raises:
+    ValueError: the rows mix resampling and MALA runs (one sentence).
+  """
+  resampling = {r.get("schedule") in RESAMPLING_SCHEDULES for r in rows}
+  if len(resampling) > 1:
+    raise ValueError("the sweep mixes resampling runs (axis R) with MALA or stationary "
+                     "runs (axis γ); draw each kind from its own directory or CSV.")
+  return "R" if resampling == {True} else "gamma"
 
 
 def ratio(row: Dict[str, float], split: str) -> float:
@@ -111,11 +143,12 @@ def ratio(row: Dict[str, float], split: str) -> float:
 
 def thresholds(rows: Sequence[Dict[str, float]], split: str = "test"
                ) -> Dict[Tuple[float, int], Threshold]:
-  """{(γ, seed): M*} over the finite M of `rows`."""
+  """{(s, seed): M*} over the finite M of `rows`, s on the strength_axis (γ or R)."""
+  axis = strength_axis(rows)
   curves = collections.defaultdict(list)
   for row in rows:
     if row["M"] > 0:  # M = -1 (∞) is not on the log2 M axis
-      curves[(row["gamma"], row["seed"])].append((row["M"], ratio(row, split)))
+      curves[(row[axis], row["seed"])].append((row["M"], ratio(row, split)))
   return {key: threshold(*zip(*points)) for key, points in sorted(curves.items())}
 
 
@@ -126,16 +159,17 @@ def _cell(t: Threshold) -> str:
 
 
 def markdown_table(rows: Sequence[Dict[str, float]], split: str = "test") -> str:
-  """M*(γ) per seed, and mean ± std (ddof = 1) over the seeds where it crossed.
+  """M*(s) per seed, and mean ± std (ddof = 1) over the seeds where it crossed.
 
   Also in log2: the mean and std of log2 M*, which is the axis M* lives on."""
   found = thresholds(rows, split)
-  gammas = sorted({g for g, _ in found})
+  strengths = sorted({value for value, _ in found})
   seeds = sorted({s for _, s in found})
-  lines = [f"| γ | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std | "
+  name = "γ" if strength_axis(rows) == "gamma" else "R"
+  lines = [f"| {name} | {' | '.join(f'seed {s}' for s in seeds)} | mean ± std | "
            "log2 M*: mean ± std |", "|" + "---|" * (len(seeds) + 3)]
-  for gamma in gammas:
-    cells = [found.get((gamma, s)) for s in seeds]
+  for strength in strengths:
+    cells = [found.get((strength, s)) for s in seeds]
     values = np.asarray([c.M_star for c in cells if c and c.M_star is not None])
     if len(values):
       std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
@@ -147,29 +181,30 @@ def markdown_table(rows: Sequence[Dict[str, float]], split: str = "test") -> str
       log_summary = f"{logs.mean():.2f} ± {log_std:.2f}"
     else:
       summary = log_summary = "–"
-    lines.append(f"| {gamma:g} | {' | '.join(_cell(c) if c else '–' for c in cells)} | "
+    lines.append(f"| {strength:g} | {' | '.join(_cell(c) if c else '–' for c in cells)} | "
                  f"{summary} | {log_summary} |")
   return "\n".join(lines)
 
 
 def plot_heat_map(rows: Sequence[Dict[str, float]], path: str,
                   split: str = "test") -> Optional[str]:
-  """M × γ coloured by log10 r (mean over seeds), each seed's M*(γ) drawn over it."""
+  """M × s coloured by log10 r (mean over seeds), each seed's M*(s) drawn over it."""
   finite = [r for r in rows if r["M"] > 0]
   if not finite:
     return None
+  axis = strength_axis(finite)
   Ms = sorted({r["M"] for r in finite})
-  gammas = sorted({r["gamma"] for r in finite})
-  grid = np.full((len(Ms), len(gammas)), np.nan)
+  strengths = sorted({r[axis] for r in finite})
+  grid = np.full((len(Ms), len(strengths)), np.nan)
   for i, M in enumerate(Ms):
-    for j, gamma in enumerate(gammas):
+    for j, strength in enumerate(strengths):
       logs = [math.log10(ratio(r, split)) for r in finite
-              if r["M"] == M and r["gamma"] == gamma]
+              if r["M"] == M and r[axis] == strength]
       if logs:
         grid[i, j] = np.mean(logs)
   fig, ax = plt.subplots(figsize=(7, 6))
   limit = max(np.nanmax(np.abs(grid)), 1e-3)
-  mesh = ax.pcolormesh(np.arange(len(gammas) + 1) - 0.5, np.arange(len(Ms) + 1) - 0.5,
+  mesh = ax.pcolormesh(np.arange(len(strengths) + 1) - 0.5, np.arange(len(Ms) + 1) - 0.5,
                        grid, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="flat")
   fig.colorbar(mesh, ax=ax, label=f"log10 Δ_dMMSE / Δ_Ridge on {split} tasks "
                                   "(> 0: nearer ridge), mean over seeds")
@@ -178,8 +213,8 @@ def plot_heat_map(rows: Sequence[Dict[str, float]], path: str,
   log2_M = np.log2(Ms)
   for k, seed in enumerate(seeds):
     xs, ys = [], []
-    for j, gamma in enumerate(gammas):
-      t = found.get((gamma, seed))
+    for j, strength in enumerate(strengths):
+      t = found.get((strength, seed))
       if t is None:
         continue
       if t.M_star is not None:  # grid rows are log2-spaced: index by interpolation
@@ -189,9 +224,9 @@ def plot_heat_map(rows: Sequence[Dict[str, float]], path: str,
         ax.plot(j, -0.5 if t.status == BELOW_GRID else len(Ms) - 0.5,
                 "v" if t.status == BELOW_GRID else "^", color="k", ms=6, clip_on=False)
     ax.plot(xs, ys, "o-", color=f"C{k + 2}", lw=1.5, ms=5, label=f"M* of seed {seed}")
-  ax.set_xticks(range(len(gammas)), [f"{g:g}" for g in gammas])
+  ax.set_xticks(range(len(strengths)), [f"{g:g}" for g in strengths])
   ax.set_yticks(range(len(Ms)), [str(M) for M in Ms])
-  ax.set(xlabel="MALA step size γ", ylabel="task diversity M",
+  ax.set(xlabel=AXIS_LABELS[axis], ylabel="task diversity M",
          title=f"Where the model turns from dMMSE to ridge ({split} tasks)")
   ax.legend(fontsize=8, loc="upper left")
   return plots.finish(fig, path, dpi=120)
@@ -207,6 +242,10 @@ def main(argv):
   rows = read_csv(FLAGS.from_csv) if FLAGS.from_csv else sweep_rows(FLAGS.sweep_dir)
   if not rows:
     cli.fail(f"no finished, evaluated run under --sweep_dir={FLAGS.sweep_dir}.")
+  try:
+    strength_axis(rows)
+  except ValueError as e:
+    cli.fail(str(e))
   print(f"{len(rows)} finished runs")
   if FLAGS.csv:
     write_csv(rows, FLAGS.csv)

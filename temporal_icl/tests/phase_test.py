@@ -50,7 +50,8 @@ def _rows():
     for seed, centre in ((0, 5.0), (1, 5.5)):
       for M in GRID:
         r = 2 ** (math.log2(M) - (centre - 100 * gamma))
-        rows.append({"M": M, "gamma": gamma, "seed": seed, "step": 9216,
+        rows.append({"M": M, "schedule": "mala", "gamma": gamma, "R": 1, "seed": seed,
+                     "step": 9216,
                      "test_delta_dmmse": r, "test_delta_ridge": 1.0,
                      "train_delta_dmmse": 1.0, "train_delta_ridge": 1.0 / r,
                      **{f"{s}_error_{w}": 1.0 for s in ("train", "test")
@@ -90,3 +91,49 @@ def test_the_table_lists_each_seed_and_the_mean(tmp_path):
 def test_the_heat_map_is_drawn(tmp_path):
   path = phase.plot_heat_map(_rows(), str(tmp_path / "heat.png"))
   assert path and (tmp_path / "heat.png").stat().st_size > 10_000
+
+
+def _resampling_rows():
+  """The same sweep with R in place of γ: M* = 64 / R for seed 0, γ = 0."""
+  rows = []
+  for R in (1, 4, 16):
+    for M in GRID:
+      r = 2 ** (math.log2(M) - math.log2(64 / R))
+      rows.append({"M": M, "schedule": "dirichlet", "gamma": 0.0, "R": R, "seed": 0,
+                   "step": 9216, "test_delta_dmmse": r, "test_delta_ridge": 1.0,
+                   "train_delta_dmmse": r, "train_delta_ridge": 1.0,
+                   **{f"{s}_error_{w}": 1.0 for s in ("train", "test")
+                      for w in ("model", "ridge", "dmmse")}})
+  return rows
+
+
+def test_a_resampling_sweep_has_one_curve_per_R(tmp_path):
+  rows = _resampling_rows()
+  assert phase.strength_axis(rows) == "R"
+  found = phase.thresholds(rows)
+  assert sorted(found) == [(1, 0), (4, 0), (16, 0)]  # not one curve for γ = 0
+  for R in (1, 4, 16):
+    assert found[(R, 0)].M_star == pytest.approx(64 / R)
+  path = tmp_path / "resample.csv"
+  phase.write_csv(rows, str(path))
+  assert phase.thresholds(phase.read_csv(str(path))) == found
+  assert phase.markdown_table(rows).splitlines()[0].startswith("| R |")
+
+
+def test_a_sweep_that_mixes_resampling_and_mala_is_refused():
+  with pytest.raises(ValueError, match="mixes resampling runs"):
+    phase.strength_axis(_rows() + _resampling_rows())
+
+
+def test_a_csv_without_schedule_and_R_columns_reads_as_mala(tmp_path):
+  path = tmp_path / "old.csv"
+  rows = _rows()
+  old_columns = [c for c in phase.COLUMNS if c not in ("schedule", "R")]
+  with open(path, "w") as f:
+    f.write(",".join(old_columns) + "\n")
+    for row in rows:
+      f.write(",".join(repr(row[c]) if isinstance(row[c], float) else str(row[c])
+                       for c in old_columns) + "\n")
+  read = phase.read_csv(str(path))
+  assert {r["schedule"] for r in read} == {"mala"} and {r["R"] for r in read} == {1}
+  assert phase.thresholds(read) == phase.thresholds(rows)
