@@ -152,6 +152,18 @@ def thresholds(rows: Sequence[Dict[str, float]], split: str = "test"
   return {key: threshold(*zip(*points)) for key, points in sorted(curves.items())}
 
 
+def missing(rows: Sequence[Dict[str, float]], sweep: Sequence[Dict[str, float]]
+            ) -> Dict[int, int]:
+  """{M: how many points of `sweep` (override dicts, as get_sweep() returns) have no
+  row}, for the M values with any missing; a point's absent keys read as in rows."""
+  axis = strength_axis(rows) if rows else "gamma"
+  have = {(r["M"], r[axis], r["seed"]) for r in rows}
+  default = 1 if axis == "R" else 0.0
+  counts = collections.Counter(
+      p["M"] for p in sweep if (p["M"], p.get(axis, default), p.get("seed", 0)) not in have)
+  return dict(sorted(counts.items()))
+
+
 def _cell(t: Threshold) -> str:
   if t.M_star is not None:
     return f"{t.M_star:.3g}"
@@ -247,6 +259,18 @@ def main(argv):
   except ValueError as e:
     cli.fail(str(e))
   print(f"{len(rows)} finished runs")
+  if FLAGS.sweep_config:
+    from temporal_icl import sweeps  # pylint: disable=g-import-not-at-top
+    try:
+      sweep = sweeps.load_sweep(FLAGS.sweep_config)
+    except ValueError as e:
+      cli.fail(str(e))
+    gaps = missing(rows, sweep)
+    per_M = collections.Counter(p["M"] for p in sweep)
+    print(f"{len(sweep) - sum(gaps.values())} of the {len(sweep)} points of "
+          f"{FLAGS.sweep_config} have finished" + (
+              "; missing: " + ", ".join(f"M={M}: {n} of {per_M[M]}" for M, n in gaps.items())
+              if gaps else "."))
   if FLAGS.csv:
     write_csv(rows, FLAGS.csv)
     print(f"Wrote {FLAGS.csv}")
@@ -263,4 +287,6 @@ if __name__ == "__main__":
   flags.DEFINE_string("csv", None, "Write one row per finished run here.")
   flags.DEFINE_string("figure", None, "Write the M × γ heat map here (PNG).")
   flags.DEFINE_bool("markdown", False, "Print the M*(γ) tables (test and train tasks).")
+  flags.DEFINE_string("sweep_config", None, "The sweep's config file: also list the "
+                      "points of its get_sweep() that have not finished.")
   app.run(main)

@@ -137,3 +137,13 @@ def test_a_csv_without_schedule_and_R_columns_reads_as_mala(tmp_path):
   read = phase.read_csv(str(path))
   assert {r["schedule"] for r in read} == {"mala"} and {r["R"] for r in read} == {1}
   assert phase.thresholds(read) == phase.thresholds(rows)
+
+
+def test_the_points_that_have_not_finished_are_counted_by_M():
+  rows = [r for r in _rows() if not (r["M"] == 256 or (r["M"] == 128 and r["seed"] == 1))]
+  sweep = [{"M": M, "gamma": g, "seed": s} for M in GRID for g in (0.0, 0.01, 0.03)
+           for s in (0, 1)]
+  assert phase.missing(rows, sweep) == {128: 3, 256: 6}
+  assert phase.missing(_rows(), sweep) == {}
+  resampling = [{"M": M, "R": R, "seed": 0} for M in GRID for R in (1, 4, 16, 64)]
+  assert phase.missing(_resampling_rows(), resampling) == {M: 1 for M in GRID}  # R = 64
