@@ -16,14 +16,28 @@ Both are vectorised over prefixes with exclusive cumulative sums.
 import jax
 import jax.numpy as jnp
 
+from temporal_icl import arguments
+
 
 def _exclusive_cumsum(a: jax.Array, axis: int = 1) -> jax.Array:
   """Σ_{j<k} a_j along `axis`."""
   return jnp.cumsum(a, axis=axis) - a
 
 
+def _sequences(caller, xs, ys):
+  """xs [B, K, D] and ys [B, K] as arrays, and their dims (ValueError otherwise)."""
+  dims = {}
+  xs = arguments.array(caller, "xs", xs, "B K D", dims)
+  return xs, arguments.array(caller, "ys", ys, "B K", dims), dims
+
+
 def ridge(xs: jax.Array, ys: jax.Array, noise_var: float) -> jax.Array:
-  """Ridge posterior-mean predictions.  xs [B, K, D], ys [B, K] -> [B, K]."""
+  """Ridge posterior-mean predictions.  xs [B, K, D], ys [B, K] -> [B, K].
+
+  Raises:
+    TypeError, ValueError: xs or ys is not an array of these shapes.
+  """
+  xs, ys, _ = _sequences("baselines.ridge", xs, ys)
   D = xs.shape[-1]
   gram = _exclusive_cumsum(jnp.einsum("bki,bkj->bkij", xs, xs))  # [B, K, D, D]
   moment = _exclusive_cumsum(xs * ys[..., None])  # [B, K, D]
@@ -77,7 +91,21 @@ def dmmse(xs: jax.Array, ys: jax.Array, tasks: jax.Array, noise_var: float,
 
   Returns:
     [B, K] predictions.
+
+  Raises:
+    TypeError, ValueError: xs, ys or tasks is not an array of these shapes,
+      tasks is empty (M = ∞: the dMMSE prior is ridge's), or num_tasks is not
+      a scalar.
   """
+  caller = "baselines.dmmse"
+  xs, ys, dims = _sequences(caller, xs, ys)
+  tasks = arguments.array(caller, "tasks", tasks, "M D", dims)
+  if tasks.shape[0] == 0:
+    raise ValueError(f"{caller}: tasks must hold M >= 1 tasks; got {tasks.shape} (the "
+                     "empty set stands for M = ∞, whose dMMSE is baselines.ridge).")
+  if num_tasks is not None and jnp.ndim(num_tasks) != 0:
+    raise ValueError(f"{caller}: num_tasks must be a scalar (or None); got "
+                     f"{arguments.describe(num_tasks)}.")
   task_preds = jnp.einsum("bkd,md->bkm", xs, tasks)  # [B, K, M]
   sq_residuals = jnp.square(ys[..., None] - task_preds)  # [B, K, M]
   log_weights = -_exclusive_cumsum(sq_residuals) / (2 * noise_var)  # [B, K, M]

@@ -42,6 +42,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from temporal_icl import arguments
+
 DEFAULT_BLOCK_SIZE = 128
 
 
@@ -77,15 +79,16 @@ def _distance_sum(rows: jax.Array, cols: jax.Array, block_size: int) -> jax.Arra
   return jnp.sum(row_sums)  # [n] -> []
 
 
-def _check_samples(a: jax.Array, b: jax.Array) -> None:
-  if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-    raise ValueError(
-        f"energy distance needs samples [n, D] and [m, D]; got {a.shape} and "
-        f"{b.shape}.")
+def _samples(caller: str, a, b):
+  """a [n, D] and b [m, D] as float arrays, n, m >= 2 (ValueError otherwise)."""
+  dims = {}
+  a = _as_float(arguments.array(caller, "a", a, "n D", dims))
+  b = _as_float(arguments.array(caller, "b", b, "m D", dims))
   if a.shape[0] < 2 or b.shape[0] < 2:
     raise ValueError(
-        "energy distance needs at least 2 points per sample (the within-sample "
-        f"terms average distinct pairs); got n={a.shape[0]}, m={b.shape[0]}.")
+        f"{caller} needs at least 2 points per sample (the within-sample terms "
+        f"average distinct pairs); got n={a.shape[0]}, m={b.shape[0]}.")
+  return a, b
 
 
 def _as_float(x) -> jax.Array:
@@ -110,9 +113,12 @@ def energy_terms(a: jax.Array, b: jax.Array,
       within_b = 1/(m(m−1)) Σ_{i≠j} ‖b_i − b_j‖.
     ED = 2 cross − within_a − within_b.  The terms are useful on their own
     for judging the float32 error of ED, which is a difference of them.
+
+  Raises:
+    TypeError, ValueError: a or b is not an array [n, D] / [m, D] with one D
+      and at least 2 rows.
   """
-  a, b = _as_float(a), _as_float(b)
-  _check_samples(a, b)
+  a, b = _samples("energy.energy_terms", a, b)
   n, m = a.shape[0], b.shape[0]
   cross = _distance_sum(a, b, block_size) / (n * m)
   within_a = _distance_sum(a, a, block_size) / (n * (n - 1))
@@ -138,7 +144,11 @@ def energy_distance(a: jax.Array, b: jax.Array,
 
   Returns:
     Scalar ED, float32 for float32 (or lower-precision) inputs.
+
+  Raises:
+    TypeError, ValueError: as `energy_terms`.
   """
+  a, b = _samples("energy.energy_distance", a, b)
   cross, within_a, within_b = energy_terms(a, b, block_size)
   return 2.0 * cross - within_a - within_b
 
@@ -175,17 +185,27 @@ def ols_fit(xs: jax.Array, ys: jax.Array, rcond=None) -> jax.Array:
 
   Returns:
     Task estimates [S, D].
+
+  Raises:
+    TypeError, ValueError: xs or ys is not an array of these shapes.
   """
-  xs, ys = _as_float(xs), _as_float(ys)
-  if xs.ndim != 3 or ys.shape != xs.shape[:2]:
-    raise ValueError(
-        f"ols_fit needs xs [S, K, D] and ys [S, K]; got {xs.shape}, {ys.shape}.")
+  dims = {}
+  xs = _as_float(arguments.array("energy.ols_fit", "xs", xs, "S K D", dims))
+  ys = _as_float(arguments.array("energy.ols_fit", "ys", ys, "S K", dims))
   return jax.lax.map(lambda xy: jnp.linalg.lstsq(*xy, rcond=rcond)[0], (xs, ys))
 
 
 @functools.partial(jax.jit, static_argnames=("n", "D"))
 def sample_ridge_prior(key: jax.Array, n: int, D: int) -> jax.Array:
-  """n draws from the ridge (M = ∞) task prior N(0, I_D).  Returns [n, D]."""
+  """n draws from the ridge (M = ∞) task prior N(0, I_D).  Returns [n, D].
+
+  Raises:
+    TypeError, ValueError: key is not one PRNG key, n not an int >= 0 or D not
+      an int >= 1.
+  """
+  caller = "energy.sample_ridge_prior"
+  arguments.key(caller, "key", key)
+  n, D = arguments.count(caller, "n", n), arguments.count(caller, "D", D, minimum=1)
   return jax.random.normal(key, (n, D))
 
 
@@ -199,7 +219,21 @@ def sample_dmmse_prior(key: jax.Array, tasks: jax.Array, n: int, num_tasks=None
 
   Returns:
     [n, D].
+
+  Raises:
+    TypeError, ValueError: key is not one PRNG key, tasks not an array [M, D]
+      with M >= 1, n not an int >= 0 or num_tasks not a scalar.
   """
+  caller = "energy.sample_dmmse_prior"
+  arguments.key(caller, "key", key)
+  tasks = arguments.array(caller, "tasks", tasks, "M D")
+  if tasks.shape[0] == 0:
+    raise ValueError(f"{caller}: tasks must hold M >= 1 tasks; got {tasks.shape} (the "
+                     "empty set stands for M = ∞, whose prior sample_ridge_prior draws).")
+  n = arguments.count(caller, "n", n)
+  if num_tasks is not None and jnp.ndim(num_tasks) != 0:
+    raise ValueError(f"{caller}: num_tasks must be a scalar (or None); got "
+                     f"{arguments.describe(num_tasks)}.")
   M = tasks.shape[0] if num_tasks is None else num_tasks
   index = jax.random.randint(key, (n,), 0, M)
   return tasks[index]

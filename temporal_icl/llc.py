@@ -59,6 +59,8 @@ from typing import Any, Callable, List, Mapping, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from temporal_icl import arguments
+
 PyTree = Any
 LossFn = Callable[[PyTree, PyTree], jax.Array]
 
@@ -157,16 +159,35 @@ class LLCResult(NamedTuple):
 
 
 def dataset_size(dataset: PyTree) -> int:
-  """n, the common leading axis of the dataset's leaves (ValueError if none)."""
-  leaves = jax.tree_util.tree_leaves(dataset)
+  """n, the common leading axis of the dataset's array leaves.
+
+  Raises:
+    TypeError: a leaf is not an array (a string, say).
+    ValueError: there are no leaves, a leaf is a scalar (Python lists and
+      tuples are pytree nodes, so a list of numbers is a set of scalars), or the
+      leaves disagree on n.
+  """
+  leaves = jax.tree_util.tree_leaves_with_path(dataset)
   if not leaves:
     raise ValueError("llc dataset has no arrays.")
-  sizes = {leaf.shape[0] if jnp.ndim(leaf) else None for leaf in leaves}
-  if None in sizes:
-    raise ValueError("llc dataset arrays need a leading example axis; found a scalar.")
-  if len(sizes) != 1:
-    raise ValueError(f"llc dataset arrays disagree on the example axis: sizes {sorted(sizes)}.")
-  return sizes.pop()
+  sizes = {}
+  for path, leaf in leaves:
+    where = "dataset" + jax.tree_util.keystr(path)
+    if isinstance(leaf, (int, float, complex)):
+      raise ValueError(
+          f"llc dataset arrays need a leading example axis; {where} is a scalar (a Python "
+          f"{type(leaf).__name__}: lists and tuples are pytree nodes, so pass arrays).")
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+      raise TypeError(f"llc dataset leaves must be arrays; {where} is "
+                      f"{arguments.describe(leaf)}.")
+    if not leaf.shape:
+      raise ValueError(f"llc dataset arrays need a leading example axis; {where} is a "
+                       "scalar of shape ().")
+    sizes[where] = leaf.shape[0]
+  if len(set(sizes.values())) != 1:
+    listed = ", ".join(f"{where} has {size}" for where, size in sizes.items())
+    raise ValueError(f"llc dataset arrays disagree on the example axis n: {listed}.")
+  return next(iter(sizes.values()))
 
 
 def _take(dataset: PyTree, indices: jax.Array) -> PyTree:
@@ -178,7 +199,11 @@ def full_loss(loss_fn: LossFn, params: PyTree, dataset: PyTree, chunk_size: int)
 
   loss_fn must be a mean of per-example losses: chunk means are recombined
   weighted by chunk size.  Returns a scalar.
+
+  Raises:
+    TypeError, ValueError: chunk_size is not an int >= 1, or as `dataset_size`.
   """
+  chunk_size = arguments.count("llc.full_loss", "chunk_size", chunk_size, minimum=1)
   n = dataset_size(dataset)
   num_full, remainder = divmod(n, chunk_size)
   total = 0.0
@@ -254,10 +279,20 @@ def make_llc_estimator(loss_fn: LossFn, sgld: SGLDConfig
     parameter pytree w*, dataset a pytree of arrays with leading axis n (the
     fixed dataset, n >= batch_size) and key a PRNG key.  The computation is
     jitted (one compile per parameter / dataset shape); the Python wrapper
-    only checks the dataset shapes.
+    only checks the dataset shapes and the key.
+
+  Raises:
+    TypeError: loss_fn is not callable.
+    ValueError: sgld is not an SGLDConfig.  `estimate` raises as
+      `dataset_size`, ValueError when n < batch_size and TypeError or
+      ValueError when key is not one PRNG key.
   """
+  if not callable(loss_fn):
+    raise TypeError("llc.make_llc_estimator: loss_fn must be a function "
+                    f"loss_fn(params, batch) -> scalar; got {arguments.describe(loss_fn)}.")
   if not isinstance(sgld, SGLDConfig):
-    raise ValueError(f"sgld must be an SGLDConfig, got {type(sgld).__name__}.")
+    raise ValueError(f"llc.make_llc_estimator: sgld must be an SGLDConfig, got "
+                     f"{type(sgld).__name__}.")
   nbeta = sgld.effective_nbeta
 
   @jax.jit
@@ -283,6 +318,7 @@ def make_llc_estimator(loss_fn: LossFn, sgld: SGLDConfig
     )
 
   def estimate(params_star: PyTree, dataset: PyTree, key: jax.Array) -> LLCResult:
+    arguments.key("llc estimate", "key", key)
     n = dataset_size(dataset)
     if sgld.batch_size > n:
       raise ValueError(f"llc batch_size {sgld.batch_size} exceeds the dataset size n = {n}.")

@@ -15,7 +15,9 @@ Two samplers produce identical rollouts from the same key:
                           pair, O(T²) per token (a reference, and the benchmark's
                           baseline).
 Both take a `Network` built once by `network(config)`, outside any jit, so that
-gin is read when the network is built and never while tracing.
+gin is read when the network is built and never while tracing.  Both check their
+arguments alike (temporal_icl.arguments: one-sentence errors on static shapes, so
+also under jit) and return empty arrays when S or L is 0.
 Shape letters: S rollouts, L pairs per rollout, P prompt pairs, D dimension.
 """
 
@@ -27,6 +29,7 @@ from jax import lax
 import jax.numpy as jnp
 import ml_collections
 
+from temporal_icl import arguments
 from temporal_icl import energy
 from temporal_icl import heads as heads_lib
 from temporal_icl import model as model_lib
@@ -60,10 +63,34 @@ def _rollout_inputs(key, S, L, D):
   return jax.random.normal(x_key, (S, L, D)), jax.random.split(y_key, L)
 
 
-def _check_length(config, L, P):
+def _check_length(caller, config, L, P):
   if L + P > config.K:
-    raise ValueError(f"A rollout of {L} pairs after a {P}-pair prompt exceeds the "
-                     f"model's context of K={config.K} pairs.")
+    raise ValueError(f"{caller}: a rollout of {L} pairs after a {P}-pair prompt exceeds "
+                     f"the model's context of K={config.K} pairs.")
+
+
+def _checked(caller, net, key, num_samples, num_pairs, prompt):
+  """(S, L, prompt, P) of a rollout's arguments, checked the same way for both samplers.
+
+  The prompt comes back as arrays (xs [P, D], ys [P]), or None.
+  """
+  if not isinstance(net, Network):
+    raise TypeError(f"{caller}: net must be prior.network(config); got "
+                    f"{type(net).__name__}.")
+  arguments.key(caller, "key", key)
+  S = arguments.count(caller, "num_samples", num_samples)
+  L = arguments.count(caller, "num_pairs", num_pairs)
+  P = 0
+  if prompt is not None:
+    if not isinstance(prompt, (tuple, list)) or len(prompt) != 2:
+      raise TypeError(f"{caller}: prompt must be a pair (xs [P, D], ys [P]) or None; got "
+                      f"{arguments.describe(prompt)}.")
+    dims = {"D": (net.config.D, f"config.D = {net.config.D}")}
+    prompt = (arguments.array(caller, "prompt xs", prompt[0], "P D", dims),
+              arguments.array(caller, "prompt ys", prompt[1], "P", dims))
+    P = prompt[0].shape[0]
+  _check_length(caller, net.config, L, P)
+  return S, L, prompt, P
 
 
 def rollout(params, net: Network, key: jax.Array, num_samples: int, num_pairs: int,
@@ -74,18 +101,31 @@ def rollout(params, net: Network, key: jax.Array, num_samples: int, num_pairs: i
     params: the model's parameters (`model.make_model(config)`).
     net: `network(config)` of the run.
     key: PRNG key; the same key gives the same rollouts in both samplers.
-    prompt: optional (xs [P, D], ys [P]) shown before every rollout.
+    num_samples: S >= 0, an int.
+    num_pairs: L >= 0, an int, with L + P <= config.K.
+    prompt: optional (xs [P, D], ys [P]) shown before every rollout (arrays or
+      nested lists of numbers).
 
   Returns:
-    xs [S, L, D], ys [S, L] (the sampled pairs, prompt excluded).
+    xs [S, L, D], ys [S, L] (the sampled pairs, prompt excluded); empty arrays
+    of these shapes when S or L is 0 (a prompt that fills the context leaves
+    L = 0), in both samplers.
+
+  Raises:
+    TypeError: net is not a `Network`, key not one PRNG key, num_samples or
+      num_pairs not an int, or prompt not a pair of arrays.
+    ValueError: num_samples or num_pairs is negative, a prompt array has the
+      wrong shape (ys [P, 1] or a 1-D xs included), or L + P exceeds the
+      context K.
   """
+  S, L, prompt, P = _checked("prior.rollout", net, key, num_samples, num_pairs, prompt)
   config, head, decoder = net.config, net.head, net.decoder
-  S, L, D = num_samples, num_pairs, config.D
+  D = config.D
+  xs, y_keys = _rollout_inputs(key, S, L, D)
+  if S == 0 or L == 0:
+    return xs, jnp.zeros((S, L), xs.dtype)
   prompt_tokens = (jnp.zeros((0, D + 1)) if prompt is None
                    else model_lib.tokenize(prompt[0][None], prompt[1][None])[0])
-  P = prompt_tokens.shape[0] // 2
-  _check_length(config, L, P)
-  xs, y_keys = _rollout_inputs(key, S, L, D)
 
   # The prompt and the first x in one chunk; then one two-token chunk per pair:
   # the sampled y_k and the next x, whose output predicts y_{k+1}.
@@ -110,12 +150,17 @@ def rollout(params, net: Network, key: jax.Array, num_samples: int, num_pairs: i
 
 
 def rollout_full_recompute(params, net: Network, key, num_samples, num_pairs, prompt=None):
-  """`rollout` without a cache: the whole sequence is re-run for every pair."""
+  """`rollout` without a cache: the whole sequence is re-run for every pair.
+
+  Same arguments, results (to float rounding) and errors as `rollout`.
+  """
+  S, L, prompt, P = _checked("prior.rollout_full_recompute", net, key, num_samples,
+                             num_pairs, prompt)
   config, head, model = net.config, net.head, net.model
-  S, L, D = num_samples, num_pairs, config.D
-  P = 0 if prompt is None else prompt[0].shape[0]
-  _check_length(config, L, P)
+  D = config.D
   xs, y_keys = _rollout_inputs(key, S, L, D)
+  if S == 0 or L == 0:
+    return xs, jnp.zeros((S, L), xs.dtype)
   if prompt is not None:
     all_xs = jnp.concatenate([jnp.broadcast_to(prompt[0], (S, P, D)), xs], axis=1)
     init_ys = jnp.concatenate([jnp.broadcast_to(prompt[1], (S, P)),
@@ -151,7 +196,17 @@ def make_prior_sampler(config: ml_collections.ConfigDict, num_samples: int,
 
   Rollouts run `batch_size` at a time (memory: the cache holds
   batch_size · 2K · E floats per layer for keys and for values).
+
+  Raises:
+    TypeError: num_samples, num_pairs or batch_size is not an int.
+    ValueError: one of them is below 1, num_pairs exceeds config.K, or the head
+      is not probabilistic.
   """
+  caller = "prior.make_prior_sampler"
+  num_samples = arguments.count(caller, "num_samples", num_samples, minimum=1)
+  num_pairs = arguments.count(caller, "num_pairs", num_pairs, minimum=1)
+  batch_size = arguments.count(caller, "batch_size", batch_size, minimum=1)
+  _check_length(caller, config, num_pairs, 0)
   sampler = rollout if cached else rollout_full_recompute
   batch_size = min(batch_size, num_samples)
   return jax.jit(functools.partial(_sample_prior, sampler=sampler, net=network(config),
