@@ -29,6 +29,10 @@ has never been run from this repository.
 `--dry_run` prints what would be packaged and each job's arguments exactly as
 the job receives them, without importing XManager.
 
+`work_units` makes that plan (the executable, and per job its name, runs,
+arguments and resources) with no XManager, so that it is tested without it;
+`launch` only translates the plan into XManager calls.
+
 XManager is an optional extra: `pip install -e '.[launch]'` (pinned in setup.py;
 see the README for how long it takes).
 """
@@ -137,37 +141,69 @@ def stage(directory: str) -> str:
   return target
 
 
+VERTEX_CPUS = 8  # what each Vertex job asks for
+
+
+def work_units(jobs, executor: str):
+  """What the experiment holds, one work unit per job (per run group when
+  runs_per_process > 1); pure, so that it is tested without XManager.
+
+  Returns:
+    (the one executable every unit runs, as a dict: kind "binary" (path: this
+    interpreter) for executor local, or kind "python_container" (base_image,
+    entrypoint; its path is the staged copy, known at launch) for vertex;
+    the units: name, runs (the names of the sweep points it trains), args (as the
+    executable receives them) and requirements (the job's resources, {} for none)).
+  """
+  if executor == "local":
+    executable = {"kind": "binary", "path": sys.executable}
+    requirements = {}
+  elif executor == "vertex":
+    executable = {"kind": "python_container", "base_image": BASE_IMAGE,
+                  "entrypoint": ENTRYPOINT}
+    requirements = {"cpu": VERTEX_CPUS}
+  else:
+    raise ValueError(f"unknown executor {executor!r}; expected local or vertex.")
+  units = [{"name": job["name"], "runs": [run["name"] for run in job["runs"]],
+            "args": list(job["args"]), "requirements": dict(requirements)}
+           for job in jobs]
+  return executable, units
+
+
 def launch(jobs, title: str, executor: str):
+  """Adds work_units(jobs, executor) to a new XManager experiment: the only code
+  here that touches XManager, a one-to-one translation of the plan."""
+  executable, units = work_units(jobs, executor)
   xm, xm_local = import_xmanager()
   with tempfile.TemporaryDirectory() as staging, \
       xm_local.create_experiment(experiment_title=title) as experiment:
-    if executor == "local":
-      # The interpreter of this venv is the binary; each job adds its arguments.
-      [executable] = experiment.package([xm.binary(
-          executor_spec=xm_local.Local.Spec(), path=sys.executable)])
-      for job in jobs:
-        experiment.add(xm.Job(executable=executable, executor=xm_local.Local(),
-                              args=job["args"]))
+    local = executable["kind"] == "binary"
+    if local:
+      packageable = xm.binary(executor_spec=xm_local.Local.Spec(), path=executable["path"])
     else:
-      [executable] = experiment.package([xm.python_container(
+      packageable = xm.python_container(
           executor_spec=xm_local.Vertex.Spec(), path=stage(staging),
-          base_image=BASE_IMAGE, entrypoint=xm.ModuleName(ENTRYPOINT))])
-      for job in jobs:
-        experiment.add(xm.Job(
-            executable=executable,
-            executor=xm_local.Vertex(requirements=xm.JobRequirements(cpu=8)),
-            args=job["args"]))
-    print(f"Experiment {experiment.experiment_id}: {len(jobs)} jobs.")
+          base_image=executable["base_image"],
+          entrypoint=xm.ModuleName(executable["entrypoint"]))
+    [packaged] = experiment.package([packageable])
+    for unit in units:
+      executor_of_unit = (xm_local.Local() if local else xm_local.Vertex(
+          requirements=xm.JobRequirements(**unit["requirements"])))
+      experiment.add(xm.Job(executable=packaged, executor=executor_of_unit,
+                            args=unit["args"]))
+    print(f"Experiment {experiment.experiment_id}: {len(units)} jobs.")
 
 
 def print_plan(jobs, title: str, executor: str, workdir_root: str):
-  print(f"experiment {title!r}, executor {executor}, {len(jobs)} jobs:")
-  if executor == "local":
-    for job in jobs:
-      print("  " + shlex.join([sys.executable, *job["args"]]))
+  executable, units = work_units(jobs, executor)
+  print(f"experiment {title!r}, executor {executor}, {len(units)} jobs:")
+  if executable["kind"] == "binary":
+    for unit in units:
+      print("  " + shlex.join([executable["path"], *unit["args"]]))
     return
   print(f"  package: xm.python_container(path=<new temporary directory>/{PACKAGE_NAME}, "
-        f"base_image={BASE_IMAGE!r}, entrypoint=xm.ModuleName({ENTRYPOINT!r}))")
+        f"base_image={executable['base_image']!r}, "
+        f"entrypoint=xm.ModuleName({executable['entrypoint']!r}))")
   print(f"    {PACKAGE_NAME}/ holds {' '.join(PACKAGED)} copied from {REPO}; the image "
         f"pip-installs {PACKAGE_NAME}/requirements.txt and runs each job in "
         f"/{PACKAGE_NAME} as: python -m {ENTRYPOINT} ARGS")
@@ -175,8 +211,8 @@ def print_plan(jobs, title: str, executor: str, workdir_root: str):
   print(f"  workdirs: {seen_as}/<run>" + (
       f" (Vertex's mount of {workdir_root.rstrip('/')}/<run>)"
       if workdir_root.startswith("gs://") else ""))
-  for job in jobs:
-    print(f"  job {job['name']}: {shlex.join(job['args'])}")
+  for unit in units:
+    print(f"  job {unit['name']}: {shlex.join(unit['args'])}")
 
 
 def main(argv):

@@ -1,14 +1,19 @@
 """Developmental analysis in the binary: LLC action, trajectory states, figures, ED."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
+from temporal_icl import data
 from temporal_icl import essential_dynamics
+from temporal_icl import experiment
 from temporal_icl import export
+from temporal_icl import llc
 from temporal_icl import plots
 from temporal_icl import snapshots
 from temporal_icl import step_specs
@@ -68,13 +73,40 @@ def analysed_runs(tmp_path_factory):
   return workdirs
 
 
-def test_llc_action_writes_its_three_scalars(analysed_runs):
-  scalars = export.read_scalars(analysed_runs[0])
-  for tag in ("llc/mean", "llc/std", "llc/loss_below_init_fraction"):
-    steps, values = export.scalar_array(scalars[tag])
-    assert list(steps) == [0, 48] and np.all(np.isfinite(values)), tag
-  _, below = export.scalar_array(scalars["llc/loss_below_init_fraction"])
-  assert np.all((0 <= below) & (below <= 1))
+def test_llc_action_writes_the_estimates_of_the_runs_states(analysed_runs):
+  """llc/* at steps 0 and 48 are temporal_icl.llc's estimates (tested on its own in
+  llc_test) for the run's state at that step, on llc.dataset_size sequences of the
+  task set of that step drawn with the run's llc key, with the step folded into
+  the SGLD key (measurements/llc.py's docstring)."""
+  workdir = analysed_runs[0]
+  scalars = export.read_scalars(workdir)
+  config = workdir_lib.load_config(workdir)
+  experiment.parse_gin(config)
+  exp = experiment.build(config)
+  run = experiment.run_data(config)
+  # Committed to the device like the restored state, so that one program serves both.
+  initial = jax.device_put(experiment.init_state(exp, config), jax.devices()[0])
+  with workdir_lib.checkpoint_manager(workdir) as manager:
+    final = workdir_lib.restore(manager, 48, initial)
+  sgld = llc.SGLDConfig(**{f.name: config.llc[f.name] for f in dataclasses.fields(llc.SGLDConfig)})
+  assert (sgld.num_chains, sgld.num_draws, sgld.batch_size, config.llc.dataset_size) == (
+      2, 20, 16, 64)
+  estimate = llc.make_llc_estimator(lambda params, batch: exp.loss(params, *batch), sgld)
+  expected = {"llc/mean": [], "llc/std": [], "llc/loss_below_init_fraction": []}
+  for step, state in ((0, initial), (48, final)):
+    dataset = data.sample_sequences(
+        run.keys["llc"], experiment.training_tasks(exp, state.schedule),
+        config.llc.dataset_size, config.K, config.noise_var, num_tasks=run.num_tasks)
+    result = estimate(state.params, dataset, jax.random.fold_in(run.keys["llc"], step))
+    expected["llc/mean"].append(float(result.mean))
+    expected["llc/std"].append(float(result.std))
+    expected["llc/loss_below_init_fraction"].append(float(result.loss_below_init_fraction))
+  for tag, values in expected.items():
+    steps, written = export.scalar_array(scalars[tag])
+    assert list(steps) == [0, 48], tag
+    np.testing.assert_allclose(written, values, rtol=1e-3, atol=1e-5, err_msg=tag)
+  # The two steps' models differ, and so do their estimates.
+  assert expected["llc/mean"][0] != expected["llc/mean"][1]
 
 
 def test_trajectory_keeps_the_log_spaced_states(analysed_runs):
@@ -205,9 +237,15 @@ def test_essential_dynamics_projects_both_runs(analysed_runs, tmp_path):
     assert result[f"run{i}/projection"].shape == (len(steps), 2)
     rows.append(result[f"run{i}/projection"])
   # The joint PCA is centred on all rows together: projections average to zero.
-  np.testing.assert_allclose(np.concatenate(rows).mean(0), 0, atol=1e-4)
+  joint = np.concatenate(rows).astype(np.float64)
+  np.testing.assert_allclose(joint.mean(0), 0, atol=1e-4)
   variance = result["explained_variance"]
   assert 0 < variance[1] <= variance[0] <= 1
+  # Projections on principal components are uncorrelated, and each one's sum of
+  # squares is its singular value squared, so their ratio is that of the variances.
+  norms = (joint**2).sum(0)
+  assert abs(joint[:, 0] @ joint[:, 1]) < 1e-4 * np.sqrt(norms[0] * norms[1])
+  np.testing.assert_allclose(norms[0] / norms[1], variance[0] / variance[1], rtol=1e-4)
   # The two runs start from the same initialisation (same seed): same first point.
   np.testing.assert_allclose(rows[0][0], rows[1][0], atol=1e-5)
   path = essential_dynamics.plot(result, ["a", "b"], str(tmp_path / "ed.png"))
@@ -226,8 +264,23 @@ def test_joint_pca_recovers_a_planted_plane():
 
 
 def test_prior_heat_map_reads_snapshots(analysed_runs):
-  snaps = snapshots.load(os.path.join(analysed_runs[0], snapshots.FILENAME))
-  assert snaps["pr"].shape[1:] == (32, 2) and snaps["steps"][-1] == 48
+  """The snapshots of the γ = 0.5 run (its tasks move): every 8 steps, 32 PMC samples
+  each, and the task set of the state at the snapshot's step."""
+  workdir = analysed_runs[1]
+  snaps = snapshots.load(os.path.join(workdir, snapshots.FILENAME))
+  np.testing.assert_array_equal(snaps["steps"], [0, 8, 16, 24, 32, 40, 48])
+  assert snaps["pr"].shape == (7, 32, 2)
+  config = workdir_lib.load_config(workdir)
+  experiment.parse_gin(config)
+  exp = experiment.build(config)
+  initial = experiment.init_state(exp, config)
+  with workdir_lib.checkpoint_manager(workdir) as manager:
+    final = workdir_lib.restore(manager, 48, initial)
+  first, last = (np.asarray(experiment.training_tasks(exp, state.schedule))
+                 for state in (initial, final))
+  np.testing.assert_array_equal(snaps["tasks"][0], first)
+  np.testing.assert_array_equal(snaps["tasks"][-1], last)
+  assert np.all(first != last)  # the tasks moved
 
 
 def _cli(module, *args):

@@ -21,7 +21,11 @@ def test_gaussian_variance_is_floored_at_noise_variance():
   raw = jnp.stack([jnp.zeros(5), jnp.array([-1e4, -50.0, 0.0, 50.0, 1e4])], -1)
   _, var = head.params(raw)
   assert float(var[0]) == pytest.approx(NOISE_VAR, abs=1e-5)
-  assert np.all(var >= NOISE_VAR) and np.all(np.isfinite(var))
+  # σ² = noise_var + softplus(raw) + eps exactly, with no overflow at ±1e4:
+  # NOISE_VAR + eps, + 2e-22, + log 2, + 50, + 1e4.
+  softplus = np.logaddexp(0.0, np.asarray(raw[:, 1], np.float64))
+  np.testing.assert_allclose(var, NOISE_VAR + softplus + heads.VARIANCE_EPS, rtol=1e-6)
+  assert np.all(var >= NOISE_VAR)
 
 
 def test_mixture_variances_are_floored_only_when_asked():

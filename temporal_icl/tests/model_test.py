@@ -73,11 +73,15 @@ def test_prediction_k_ignores_y_k_and_later_pairs(k):
   base = net.apply(params, xs, ys)
   later = net.apply(params, xs.at[:, k + 1:].add(5.0), ys.at[:, k:].add(-7.0))
   np.testing.assert_allclose(later[:, :k + 1], base[:, :k + 1], atol=1e-6)
-  if k + 1 < c.K:
-    assert np.abs(later[:, k + 1:] - base[:, k + 1:]).max() > 1e-3
-  if k > 0:  # the test has power: earlier pairs do matter
-    earlier = net.apply(params, xs, ys.at[:, k - 1].add(5.0))
-    assert np.abs(earlier[:, k] - base[:, k]).max() > 1e-4
+  # Every prediction after k does change (there is none after k = K - 1).
+  moved = np.abs(later - base).max(axis=(0, 2))  # [K]
+  np.testing.assert_array_equal(moved > 1e-3, np.arange(c.K) > k)
+  # The test has power: an earlier pair, y_j with j = k - 1 (y_0 for k = 0), does
+  # matter to every prediction after it, k's included.
+  j = max(k - 1, 0)
+  earlier = net.apply(params, xs, ys.at[:, j].add(5.0))
+  moved = np.abs(earlier - base).max(axis=(0, 2))  # [K]
+  np.testing.assert_array_equal(moved > 1e-4, np.arange(c.K) > j)
 
 
 @pytest.mark.parametrize("placement", ["pre", "post"])

@@ -1,5 +1,6 @@
 """Sweep definitions, run names, and the local launcher on a tiny two-run sweep."""
 
+import json
 import os
 import shlex
 import subprocess
@@ -163,6 +164,198 @@ def test_xm_launch_vertex_refuses_arguments_its_entrypoint_would_mangle(tmp_path
   assert ("ValueError: run model.sizes8,16: the arguments ['--config.model.sizes=8,16', "
           "'--workdir=/gcs/b/r/model.sizes8,16'] hold whitespace, quotes, commas or "
           "brackets") in result.stderr
+
+
+def xm_launch_json(code, cwd):
+  """json.loads of what `code` prints, run with xm_launch imported as xm_launch (in a
+  subprocess: its flags would clash with local_launch's in this one)."""
+  prelude = ("import json, sys; sys.path.insert(0, sys.argv[1]); import xm_launch; "
+             "from temporal_icl import sweeps; ")
+  result = subprocess.run([sys.executable, "-c", prelude + code, os.path.join(REPO, "launch")],
+                          cwd=cwd, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return json.loads(result.stdout)
+
+
+def test_xm_work_units_are_one_per_run_group_with_their_args_and_resources(tmp_path):
+  """xm_launch's plan, without XManager: the jobs that the slow test below runs
+  where XManager is installed, and those that --executor=vertex submits."""
+  tiny = os.path.join(REPO, TINY)
+  local = xm_launch_json(
+      f"print(json.dumps([xm_launch.work_units(sweeps.commands({tiny!r}, '/runs', "
+      f"runs_per_process=n), 'local') for n in (1, 2)]))", tmp_path)
+  binary_ = {"kind": "binary", "path": sys.executable}  # this venv's interpreter
+  solo = ["-m", "temporal_icl.main", f"--config={tiny}"]
+  assert local[0] == [binary_, [
+      {"name": "gamma0-seed0", "runs": ["gamma0-seed0"], "requirements": {},
+       "args": solo + ["--config.gamma=0", "--config.seed=0", "--workdir=/runs/gamma0-seed0"]},
+      {"name": "gamma0.2-seed0", "runs": ["gamma0.2-seed0"], "requirements": {},
+       "args": solo + ["--config.gamma=0.2", "--config.seed=0",
+                       "--workdir=/runs/gamma0.2-seed0"]}]]
+  # Two runs per process: one work unit trains both as a group.
+  assert local[1] == [binary_, [
+      {"name": "gamma0-seed0+1", "runs": ["gamma0-seed0", "gamma0.2-seed0"],
+       "requirements": {}, "args": solo + ["--workdir=/runs", "--group=gamma0-seed0",
+                                           "--group=gamma0.2-seed0"]}]]
+
+  config = os.path.join(REPO, "configs", "replication.py")
+  vertex = xm_launch_json(
+      f"print(json.dumps(xm_launch.work_units(xm_launch.vertex_jobs({config!r}, "
+      "'gs://b/r', 2), 'vertex')))", tmp_path)
+  # replication.py: (M, γ) = (8, 0), (64, 0), (8, 1e-3), (8, 1e-2), grouped in order.
+  container = ["--config=configs/replication.py", "--workdir=/gcs/b/r"]
+  assert vertex == [
+      {"kind": "python_container", "base_image": "python:3.11",
+       "entrypoint": "temporal_icl.main"},
+      [{"name": "M8-gamma0+1", "runs": ["M8-gamma0", "M64-gamma0"], "requirements": {"cpu": 8},
+        "args": container + ["--group=M8-gamma0", "--group=M64-gamma0"]},
+       {"name": "M8-gamma0.001+1", "runs": ["M8-gamma0.001", "M8-gamma0.01"],
+        "requirements": {"cpu": 8},
+        "args": container + ["--group=M8-gamma0.001", "--group=M8-gamma0.01"]}]]
+
+
+# A stand-in for the parts of XManager that xm_launch.launch calls: each call is
+# recorded as {"kind": name, its keyword arguments...}, and the experiment writes
+# what it was given to $FAKE_XM_RECORD when it closes.
+FAKE_XM = {
+    "xmanager/__init__.py": "",
+    "xmanager/fake.py": """
+import os
+
+class Record:
+  def __init__(self, kind, **fields):
+    self.kind, self.fields = kind, fields
+
+def as_json(value):
+  if isinstance(value, Record):
+    return {"kind": value.kind, **{k: as_json(v) for k, v in value.fields.items()}}
+  if isinstance(value, (list, tuple)):
+    return [as_json(v) for v in value]
+  return value
+
+def files_under(path):
+  return sorted(os.path.relpath(os.path.join(d, f), path)
+                for d, _, names in os.walk(path) for f in names)
+""",
+    "xmanager/xm.py": """
+from xmanager.fake import Record, files_under
+
+def binary(**kwargs):
+  return Record("binary", **kwargs)
+
+def python_container(**kwargs):
+  # What the directory holds when it is packaged (it is a temporary one).
+  return Record("python_container", files=files_under(kwargs["path"]), **kwargs)
+
+def ModuleName(name):
+  return Record("ModuleName", name=name)
+
+def Job(**kwargs):
+  return Record("Job", **kwargs)
+
+def JobRequirements(**kwargs):
+  return Record("JobRequirements", **kwargs)
+""",
+    "xmanager/xm_local.py": """
+import json, os
+from xmanager.fake import Record, as_json
+
+class Local(Record):
+  def __init__(self, **kwargs):
+    super().__init__("Local", **kwargs)
+
+  @staticmethod
+  def Spec():
+    return Record("Local.Spec")
+
+class Vertex(Record):
+  def __init__(self, **kwargs):
+    super().__init__("Vertex", **kwargs)
+
+  @staticmethod
+  def Spec():
+    return Record("Vertex.Spec")
+
+class Experiment:
+  experiment_id = 7
+
+  def __init__(self, title):
+    self.record = {"title": title, "packaged": [], "jobs": []}
+
+  def package(self, packageables):
+    self.record["packaged"].append(as_json(packageables))
+    return [Record("executable", number=i) for i in range(len(packageables))]
+
+  def add(self, job):
+    self.record["jobs"].append(as_json(job))
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    with open(os.environ["FAKE_XM_RECORD"], "w") as f:
+      json.dump(self.record, f)
+
+def create_experiment(experiment_title):
+  return Experiment(experiment_title)
+""",
+}
+
+
+def launch_with_fake_xmanager(tmp_path, *args):
+  """(xm_launch's stdout, what it gave the fake XManager) for a launch with `args`."""
+  fake = tmp_path / "fake_xmanager"
+  for path, text in FAKE_XM.items():
+    (fake / path).parent.mkdir(parents=True, exist_ok=True)
+    (fake / path).write_text(text)
+  record = tmp_path / "record.json"
+  env = dict(os.environ, PYTHONPATH=str(fake), FAKE_XM_RECORD=str(record))
+  result = subprocess.run([sys.executable, os.path.join(REPO, "launch", "xm_launch.py"),
+                           *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return result.stdout, json.loads(record.read_text())
+
+
+def test_xm_launch_gives_xmanager_one_job_per_work_unit(tmp_path):
+  tiny = os.path.join(REPO, TINY)
+  out, record = launch_with_fake_xmanager(
+      tmp_path, f"--config={tiny}", f"--workdir_root={tmp_path}/runs", "--runs_per_process=2")
+  assert out.strip() == "Experiment 7: 1 jobs."
+  # One package, this interpreter run locally; one job per group, with its args.
+  assert record == {"title": "tiny_config", "packaged": [[
+      {"kind": "binary", "executor_spec": {"kind": "Local.Spec"}, "path": sys.executable}]],
+      "jobs": [{"kind": "Job", "executable": {"kind": "executable", "number": 0},
+                "executor": {"kind": "Local"},
+                "args": ["-m", "temporal_icl.main", f"--config={tiny}",
+                         f"--workdir={tmp_path}/runs", "--group=gamma0-seed0",
+                         "--group=gamma0.2-seed0"]}]}
+
+  config = os.path.join(REPO, "configs", "replication.py")
+  out, record = launch_with_fake_xmanager(
+      tmp_path, f"--config={config}", "--executor=vertex", "--workdir_root=gs://b/r",
+      "--title=paper")
+  assert out.strip() == "Experiment 7: 4 jobs."
+  [[container]] = record["packaged"]
+  files = container.pop("files")
+  assert container == {"kind": "python_container", "executor_spec": {"kind": "Vertex.Spec"},
+                       "path": container["path"], "base_image": "python:3.11",
+                       "entrypoint": {"kind": "ModuleName", "name": "temporal_icl.main"}}
+  assert os.path.basename(container["path"]) == "temporal-icl"
+  assert not os.path.exists(container["path"])  # the staging directory is temporary
+  for path in ("configs/replication.py", "temporal_icl/main.py", "requirements.txt",
+               "setup.py"):
+    assert path in files, path
+  assert record["title"] == "paper"
+  vertex = {"kind": "Vertex", "requirements": {"kind": "JobRequirements", "cpu": 8}}
+  points = [("M8-gamma0", ["--config.M=8", "--config.gamma=0"]),
+            ("M64-gamma0", ["--config.M=64", "--config.gamma=0"]),
+            ("M8-gamma0.001", ["--config.M=8", "--config.gamma=0.001"]),
+            ("M8-gamma0.01", ["--config.M=8", "--config.gamma=0.01"])]
+  assert record["jobs"] == [
+      {"kind": "Job", "executable": {"kind": "executable", "number": 0}, "executor": vertex,
+       "args": ["--config=configs/replication.py", *flags, f"--workdir=/gcs/b/r/{name}"]}
+      for name, flags in points]
 
 
 def test_the_vertex_package_holds_the_configs_module_and_requirements(tmp_path):
