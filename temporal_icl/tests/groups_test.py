@@ -3,21 +3,30 @@
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from temporal_icl import energy
+from temporal_icl import experiment
 from temporal_icl import export
 from temporal_icl import groups
+from temporal_icl import snapshots as snapshots_lib
 from temporal_icl import sweeps
 from temporal_icl import train
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
+from temporal_icl.schedules import mala
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)  # "within 1e-5": relative, or absolute near 0
-# Runs of a group differ in M (so task sets are padded), γ, the seed and the rate.
-POINTS = [dict(M=3, gamma=0.0, seed=0), dict(M=5, gamma=0.2, seed=1, learning_rate=1e-3)]
+PADDED = 1024  # the largest M of the phase sweep (configs/mala.py), beside M = 1 … 512
+# Runs of a group differ in M, γ, the seed and the rate.  Run 0 is padded as widely as
+# the phase sweep pads (M = 1 beside M = 1024), and drifts (γ > 0, so MALA rejects
+# some moves and its acceptance rate tests the padding's mask).
+POINTS = [dict(M=1, gamma=1.0, seed=0),
+          dict(M=PADDED, gamma=0.2, seed=1, learning_rate=1e-3)]
 
 
 def config_of(point, **fields):
@@ -92,7 +101,9 @@ def test_a_group_equals_its_runs_trained_alone(solo_runs, tmp_path):
   for name, state in zip(names, states):
     assert_same_run(tmp_path / name, root / name)
     assert_same_states(state, solo_states[name])
-    assert state.schedule.tasks.shape[0] == (3 if name.startswith("M3") else 5)  # unpadded
+    assert state.schedule.tasks.shape[0] == (1 if name.startswith("M1-") else PADDED)
+  rates = scalars(tmp_path / names[0])["mala/acceptance_rate"]  # equal to solo's above
+  assert sorted(rates) == list(range(0, 49, 8)) and 0.5 < rates[48] < 1
 
 
 def test_a_group_resumes_alone_and_a_solo_run_resumes_in_a_group(solo_runs, tmp_path):
@@ -235,3 +246,122 @@ def test_the_binary_trains_a_group_on_two_devices_like_its_solo_commands(tmp_pat
        "the runs one by one).")):
     result = binary.run_main(tmp_path / "bad", *args)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == message
+
+
+# --- Padding: a run's own M inside a group's padded task set ---------------------------
+
+
+def _padded_tasks(M, D=3, fill=1e3):
+  """(tasks [M, D], the same padded to PADDED rows of `fill`: far from every real task)."""
+  tasks = jax.random.normal(jax.random.PRNGKey(1), (M, D))
+  return tasks, jnp.concatenate([tasks, jnp.full((PADDED - M, D), fill)])
+
+
+@pytest.mark.parametrize("M", [1, 3])
+def test_the_dmmse_prior_of_a_padded_task_set_draws_only_the_runs_own_tasks(M):
+  tasks, padded = _padded_tasks(M)
+  key, n = jax.random.PRNGKey(2), 3000
+  sample = np.asarray(energy.sample_dmmse_prior(key, padded, n, M))
+  # Exact: the draws a solo run makes from its unpadded set.
+  np.testing.assert_array_equal(sample, energy.sample_dmmse_prior(key, tasks, n))
+  # Statistical: every draw is one of the M tasks, each drawn about n/M times.
+  distance = np.abs(sample[:, None] - np.asarray(tasks)[None]).sum(-1)  # [n, M]
+  np.testing.assert_array_equal(distance.min(1), 0.0)
+  counts = np.bincount(distance.argmin(1), minlength=M)
+  sd = np.sqrt(n * (1 / M) * (1 - 1 / M))  # binomial; 0 for M = 1
+  np.testing.assert_allclose(counts, n / M, atol=5 * sd)
+  # As a group traces it: vmapped over the runs, M a traced int32 per run.
+  drawn = jax.vmap(lambda t, m: energy.sample_dmmse_prior(key, t, n, m))(
+      jnp.stack([padded, padded]), jnp.asarray([M, PADDED], jnp.int32))
+  np.testing.assert_array_equal(drawn[0], sample)
+  assert np.any(np.asarray(drawn[1]) == 1e3)  # the other run's M does reach the padding
+
+
+def test_the_acceptance_rate_of_a_padded_mala_state_counts_only_the_runs_own_tasks():
+  # By hand: 3 tasks, 4 proposals each, 6 accepted; the padding counts 4 of 4 each.
+  accepted = jnp.concatenate([jnp.asarray([3, 1, 2], jnp.int32),
+                              jnp.full((PADDED - 3,), 4, jnp.int32)])
+  state = mala.State(tasks=jnp.zeros((PADDED, 2)), gamma=jnp.float32(0.5),
+                     accepted=accepted, proposed=jnp.int32(4))
+  assert float(mala.acceptance_rate(state, 3)) == 0.5
+  assert float(jax.jit(mala.acceptance_rate)(state, jnp.int32(3))) == 0.5  # traced M
+  assert float(mala.acceptance_rate(state)) == (6 + 4 * (PADDED - 3)) / (4 * PADDED)
+
+
+def test_a_padded_mala_chain_accepts_as_its_solo_chain():
+  """40 MALA steps of M = 3 tasks alone and padded to PADDED (zeros, as a group pads
+  them): the same moves (to float rounding), the same acceptance rate, while the
+  padding moves too."""
+  M = 3
+  config, wide = tiny_config.get_config(), tiny_config.get_config()
+  config.M, config.gamma, wide.M = M, 0.5, PADDED
+  solo = mala.init(jax.random.PRNGKey(0), config)
+  like = jax.eval_shape(lambda: mala.init(jax.random.PRNGKey(0), wide))
+  states = groups.stack([groups.pad(solo, like, {}), groups.pad(solo, like, {})])
+  chain = lambda s: jax.lax.fori_loop(
+      0, 40, lambda i, s: mala.update(s, i, jax.random.fold_in(jax.random.PRNGKey(9), i)), s)
+  solo = jax.jit(chain)(solo)
+  states = jax.jit(jax.vmap(chain))(states)
+  rates = jax.vmap(mala.acceptance_rate)(states, jnp.asarray([M, PADDED], jnp.int32))
+  padded = groups.take(states, 0)
+  np.testing.assert_allclose(padded.tasks[:M], solo.tasks, **TOLERANCE)
+  np.testing.assert_array_equal(padded.accepted[:M], solo.accepted)
+  assert np.all(np.asarray(padded.accepted[M:]) > 0)
+  assert float(rates[0]) == float(mala.acceptance_rate(solo)) < 1.0
+  assert float(rates[1]) != float(rates[0])  # the padding's counts would show
+
+
+def every_measurement(config):
+  """`config` with every measurement the README lists on, sized for a test."""
+  config.num_steps, config.head = 32, "gaussian"
+  config.energy_distance_steps = config.llc_steps = config.snapshot_steps = "every:16"
+  config.trajectory_steps = "log:4"
+  config.llc.num_draws, config.llc.num_chains, config.llc.dataset_size = 10, 2, 32
+  config.llc.batch_size = 16
+  config.num_pr_samples, config.pr_generation_steps = 16, 4
+  return config
+
+
+def assert_same_saved_states(grouped, alone, config):
+  """The trajectory states of two workdirs, restored as the solo run's own state."""
+  exp = experiment.build(config)
+  like = experiment.init_state(exp, config)
+  managers = [workdir_lib.trajectory_manager(str(w)) for w in (grouped, alone)]
+  steps = [sorted(m.all_steps()) for m in managers]
+  assert steps[0] == steps[1] and len(steps[0]) >= 4
+  for step in steps[0]:
+    assert_same_states(*(workdir_lib.restore(m, step, like) for m in managers))
+
+
+@pytest.mark.slow
+def test_a_padded_run_with_every_measurement_equals_its_solo_run(tmp_path):
+  """M = 3 beside M = 1024, both drifting, with every measurement the README lists:
+  run 0's task set, MALA counters, training and LLC data, dMMSE baselines, the dMMSE
+  prior of its energy distance and its snapshots' tasks all sit in arrays of 1024
+  rows.  Slow: 233 s (222 CPU-seconds) on the 2-core machine with a cold compile
+  cache, as each measurement compiles solo and vmapped, and those due at step 0
+  twice (their last_loss argument changes type after the first chunk)."""
+  points = [dict(M=3, gamma=1.0, seed=0), dict(M=PADDED, gamma=0.01, seed=1,
+                                                learning_rate=1e-3)]
+  names = names_of(points)
+  configs = lambda: [every_measurement(config_of(p)) for p in points]
+  states = train.train_group(configs(), [str(tmp_path / "g" / n) for n in names],
+                             names=names)
+  alone = train.train_and_evaluate(configs()[0], str(tmp_path / names[0]))
+  grouped, solo = tmp_path / "g" / names[0], tmp_path / names[0]
+  assert_same_run(grouped, solo)  # files, configs, every scalar at every step
+  assert_same_states(states[0], alone)
+  assert states[0].schedule.tasks.shape == (3, 2)  # unpadded
+  tags = scalars(grouped)
+  for tag in ("mala/acceptance_rate", "test_delta_dmmse", "train_delta_dmmse"):
+    assert sorted(tags[tag]) == [0, 8, 16, 24, 32], tag
+  for tag in ("energy_dist/prior/dmmse", "energy_dist/prior/ridge", "llc/mean", "llc/std",
+              "llc/loss_below_init_fraction"):
+    assert sorted(tags[tag]) == [0, 16, 32], tag
+  assert 0 < tags["mala/acceptance_rate"][32] < 1  # some moves were rejected
+  a, b = (snapshots_lib.load(str(w / "snapshots.npz")) for w in (grouped, solo))
+  assert list(a["steps"]) == list(b["steps"]) == [0, 16, 32]
+  assert a["tasks"].shape == b["tasks"].shape == (3, 3, 2)  # the run's own M
+  for name in ("losses", "tasks", "pr", "delta_dmmse", "delta_ridge"):
+    np.testing.assert_allclose(a[name], b[name], err_msg=name, **TOLERANCE)
+  assert_same_saved_states(grouped, solo, configs()[0])

@@ -5,11 +5,13 @@ import os
 import subprocess
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from temporal_icl import experiment
 from temporal_icl import export
+from temporal_icl import groups
 from temporal_icl import train
 from temporal_icl import validation
 from temporal_icl import workdir as workdir_lib
@@ -24,11 +26,21 @@ def leaves(state):
   return [np.asarray(x) for x in jax.tree.leaves(state)]
 
 
+def with_llc():
+  """The tiny config, with a small LLC estimate at steps 24 and 48 (which it evaluates
+  at anyway, so its steps and losses are the tiny config's)."""
+  config = tiny_config.get_config()
+  config.llc_steps = "24,48"
+  config.llc.num_draws, config.llc.num_chains, config.llc.dataset_size = 10, 2, 32
+  config.llc.batch_size = 16
+  return config
+
+
 @pytest.fixture(scope="module")
 def whole_run(tmp_path_factory):
-  """(final state, workdir) of one uninterrupted in-process run of the tiny config."""
+  """(final state, workdir) of one uninterrupted in-process run of `with_llc()`."""
   workdir = tmp_path_factory.mktemp("whole")
-  return train.train_and_evaluate(tiny_config.get_config(), str(workdir)), workdir
+  return train.train_and_evaluate(with_llc(), str(workdir)), workdir
 
 
 @pytest.mark.parametrize("warmup, decay", [(True, 0.0), (True, 0.25), (False, 0.5),
@@ -74,6 +86,58 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(whole_run, tmp_path):
   for a, b in zip(leaves(whole), leaves(resumed)):
     np.testing.assert_array_equal(a, b)
   assert science_history(part) == science_history(whole_dir)
+
+
+def _scalars(workdir):
+  """{tag: {step: value}} of every scalar but the timing tags."""
+  return {tag: {step: value for step, (_, value) in series.items()}
+          for tag, series in export.read_scalars(str(workdir)).items()
+          if tag not in ("steps_per_sec", "uptime")}
+
+
+def test_a_stop_between_measurements_resumes_to_the_same_history_but_one_train_loss(
+    whole_run, tmp_path):
+  """Stopped at step 20, between the evaluations of 16 and 24 (where SIGTERM stops the
+  binary, between two chunks), and resumed: the same final state bit for bit, and
+  every scalar at every step the same, MALA's acceptance rate and the LLC at 24 and
+  48 included, except train_loss at 24.  That one is the mean over the interval's
+  steps, and the resumed run sums only the steps after its checkpoint: 21-24, not
+  17-24 (train.py says so; README "Interruption and resume" promises the same full
+  metric history)."""
+  whole, whole_dir = whole_run
+  part = tmp_path / "part"
+  # Chunks of one step after the first two device calls, so the stop falls inside.
+  stopped = train.train_and_evaluate(with_llc(), str(part), should_stop=lambda s: s >= 20,
+                                     max_chunk_seconds=1e-9)
+  assert int(stopped.step) == 20
+  resumed = train.train_and_evaluate(with_llc(), str(part))
+  for a, b in zip(leaves(whole), leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  got, want = _scalars(part), _scalars(whole_dir)
+  assert sorted(got) == sorted(want)
+  assert {"train_loss", "mala/acceptance_rate", "llc/mean", "llc/std",
+          "llc/loss_below_init_fraction"} <= set(got)
+  assert sorted(got["llc/mean"]) == [24, 48]
+  for tag in got:
+    assert sorted(got[tag]) == sorted(want[tag]), tag
+    for step in want[tag]:
+      if (tag, step) != ("train_loss", 24):
+        assert got[tag][step] == want[tag][step], (tag, step)
+  # train_loss at 24: the whole run's is the mean of steps 17-24, the resumed run's
+  # the mean of 21-24.  Both recomputed from the whole run's checkpoint 16 with the
+  # loop's own step, 4 steps at a time.
+  exp = experiment.build(with_llc())
+  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
+  with workdir_lib.checkpoint_manager(str(whole_dir)) as manager:
+    assert sorted(manager.all_steps()) == [16, 32, 48]
+    state = workdir_lib.restore(manager, 16, experiment.init_state(exp))
+  state, run = groups.stack([state]), groups.stack([experiment.run_data(with_llc())])
+  state, first, _ = multi_step(state, run, jnp.asarray(4, jnp.int32), jnp.zeros((1,)))
+  _, second, _ = multi_step(state, run, jnp.asarray(4, jnp.int32), jnp.zeros((1,)))
+  first, second = float(first[0]), float(second[0])
+  np.testing.assert_allclose(want["train_loss"][24], (first + second) / 8, rtol=1e-6)
+  np.testing.assert_allclose(got["train_loss"][24], second / 4, rtol=1e-6)
+  assert abs(got["train_loss"][24] - want["train_loss"][24]) > 1e-3
 
 
 def test_m_infinite_trains_checkpoints_and_resumes(tmp_path):
