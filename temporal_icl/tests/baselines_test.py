@@ -7,41 +7,17 @@ import sys
 import jax
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 
 from temporal_icl import baselines
 from temporal_icl import data
+from temporal_icl.tests.bayes_reference import dmmse_reference
+from temporal_icl.tests.bayes_reference import ridge_reference
 
 
 def _batch(D, K, M, noise_var, seed=0, B=3):
   tasks = data.sample_task_set(jax.random.PRNGKey(seed), M, D)
   xs, ys = data.sample_sequences(jax.random.PRNGKey(seed + 1), tasks, B, K, noise_var)
   return tasks, xs, ys
-
-
-def ridge_reference(xs, ys, noise_var):
-  xs, ys = np.float64(xs), np.float64(ys)
-  B, K, D = xs.shape
-  out = np.zeros((B, K))
-  for b in range(B):
-    for k in range(K):
-      X, y = xs[b, :k], ys[b, :k]
-      w = np.linalg.solve(X.T @ X + noise_var * np.eye(D), X.T @ y)
-      out[b, k] = xs[b, k] @ w
-  return out
-
-
-def dmmse_reference(xs, ys, tasks, noise_var):
-  xs, ys, tasks = np.float64(xs), np.float64(ys), np.float64(tasks)
-  B, K, _ = xs.shape
-  out = np.zeros((B, K))
-  for b in range(B):
-    for k in range(K):
-      log_lik = np.array([-np.sum((ys[b, :k] - xs[b, :k] @ t) ** 2) / (2 * noise_var)
-                          for t in tasks])
-      weights = np.exp(log_lik - logsumexp(log_lik))
-      out[b, k] = sum(w * (xs[b, k] @ t) for w, t in zip(weights, tasks))
-  return out
 
 
 @pytest.mark.parametrize("D, K, noise_var", [(1, 4, 0.25), (3, 7, 0.25), (8, 16, 0.25),

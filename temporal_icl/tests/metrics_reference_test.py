@@ -55,6 +55,8 @@ from temporal_icl.measurements import energy_distance as energy_measurement
 from temporal_icl.measurements import prior_snapshots
 from temporal_icl.schedules import mala
 from temporal_icl.tests import tiny_config
+from temporal_icl.tests.bayes_reference import dmmse_reference
+from temporal_icl.tests.bayes_reference import ridge_reference
 
 RTOL = 1e-4
 STEPS = 5  # training steps the evaluated state has taken (the MALA task set moved)
@@ -78,34 +80,6 @@ def _config(head="point"):
 
 
 # --- The float64 references -----------------------------------------------------
-
-def ridge_reference(xs, ys, noise_var):
-  """Posterior mean prediction under t ~ N(0, I_D), for every prefix.  [B, K]."""
-  xs, ys = np.float64(xs), np.float64(ys)
-  B, K, D = xs.shape
-  out = np.zeros((B, K))
-  for b in range(B):
-    for k in range(1, K):  # k = 0: the prior mean, 0
-      X, y = xs[b, :k], ys[b, :k]
-      cov = np.linalg.inv(np.eye(D) + X.T @ X / noise_var)
-      out[b, k] = xs[b, k] @ (cov @ X.T @ y / noise_var)
-  return out
-
-
-def dmmse_reference(xs, ys, tasks, noise_var):
-  """Posterior mean prediction under the uniform prior over `tasks` [M, D].  [B, K]."""
-  xs, ys, tasks = np.float64(xs), np.float64(ys), np.float64(tasks)
-  B, K, _ = xs.shape
-  out = np.zeros((B, K))
-  for b in range(B):
-    for k in range(K):
-      log_lik = np.array([-np.sum((ys[b, :k] - xs[b, :k] @ t) ** 2) / (2 * noise_var)
-                          for t in tasks])
-      weights = np.exp(log_lik - log_lik.max())
-      weights /= weights.sum()
-      out[b, k] = np.sum(weights * (tasks @ xs[b, k]))
-  return out
-
 
 def _softmax(logits):
   e = np.exp(logits - logits.max(-1, keepdims=True))
