@@ -31,13 +31,12 @@ import shutil
 import subprocess
 from typing import Any, Dict, List, Optional, Sequence
 
-CONFIG_FILE = "config.json"
-FINISHED_FILE = "FINISHED"
-DIVERGED_FILE = "DIVERGED"
+from temporal_icl import workdir as workdir_lib
+
 PROVENANCE_FILE = "provenance.json"
 SESSIONS_FILE = "sessions.json"
-_KEPT = (CONFIG_FILE, "operative_config.gin", FINISHED_FILE, DIVERGED_FILE,
-         PROVENANCE_FILE)
+_KEPT = (workdir_lib.CONFIG_FILE, workdir_lib.OPERATIVE_GIN_FILE, workdir_lib.FINISHED_FILE,
+         workdir_lib.DIVERGED_FILE, PROVENANCE_FILE)
 _EVENTS = "events.out.tfevents.*"
 
 
@@ -128,11 +127,11 @@ def note_end(workdir: str, status: str) -> None:
 def status(ledger: str, name: str) -> Optional[str]:
   """'done' or 'DIVERGED' when `ledger` holds run `name` as finished, else None."""
   entry = os.path.join(ledger, name)
-  if not os.path.exists(os.path.join(entry, CONFIG_FILE)):
+  if not os.path.exists(os.path.join(entry, workdir_lib.CONFIG_FILE)):
     return None
-  if os.path.exists(os.path.join(entry, FINISHED_FILE)):
+  if workdir_lib.is_finished(entry):
     return "done"
-  if os.path.exists(os.path.join(entry, DIVERGED_FILE)):
+  if os.path.exists(os.path.join(entry, workdir_lib.DIVERGED_FILE)):
     return "DIVERGED"
   return None
 

@@ -321,7 +321,7 @@ def _write_run_description(writer, summaries, workdir: str, config) -> None:
   writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
                         for k, v in flat.items()})
   operative = gin.operative_config_str()
-  with open(os.path.join(workdir, "operative_config.gin"), "w") as f:
+  with open(os.path.join(workdir, workdir_lib.OPERATIVE_GIN_FILE), "w") as f:
     f.write(operative)
   writer.write_texts(0, {"config": "```\n" + workdir_lib.config_to_json(config) + "\n```",
                          "gin/operative_config": "```\n" + operative + "\n```"})

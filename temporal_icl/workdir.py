@@ -26,6 +26,7 @@ import orbax.checkpoint as ocp
 from temporal_icl import renamed_fields
 
 CONFIG_FILE = "config.json"
+OPERATIVE_GIN_FILE = "operative_config.gin"
 CHECKPOINTS_DIR = "checkpoints"
 FINISHED_FILE = "FINISHED"
 DIVERGED_FILE = "DIVERGED"
