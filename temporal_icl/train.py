@@ -104,7 +104,13 @@ def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int,
     start = lax.axis_index("batch") * local_batch
     xs, ys = experiment.training_batch(exp, run, sched, state.step, batch_size=local_batch,
                                        start=start)
-    loss, grads = microbatch.value_and_grad(exp.loss, state.params, xs, ys, microbatches)
+    params = state.params
+    if mesh.size > 1:
+      # Differentiate this device's own copy: the gradient with respect to the
+      # replicated parameters would already be summed over the devices (the
+      # transpose of their implicit broadcast), and pmean would keep that sum.
+      params = lax.pcast(params, "batch", to="varying")
+    loss, grads = microbatch.value_and_grad(exp.loss, params, xs, ys, microbatches)
     if mesh.size > 1:  # XLA's CPU all-reduce of one device still costs ~2.5% of a step
       grads, loss = lax.pmean((grads, loss), "batch")
     updates, opt_state = exp.optimizer(run.learning_rate).update(

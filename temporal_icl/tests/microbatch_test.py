@@ -200,13 +200,11 @@ np.savez(os.environ["OUT"], **saved)
 """
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "On 2 devices the gradient is twice the batch's: jax.grad of the replicated "
-    "parameters inside shard_map (check_vma=True) already sums over the devices, and "
-    "train.make_multi_step's pmean keeps that sum, so Adam's mu is x2 and nu x4 (its "
-    "update, mu/sqrt(nu), hides it from the parameters and metrics)."))
 def test_the_gradient_does_not_depend_on_the_device_count(tmp_path):
+  """Adam's first moment after one step is the batch's mean gradient, on 1 device or
+  2.  Caught: differentiating the replicated parameters inside shard_map, whose
+  gradient is already summed over the devices, so pmean kept 2x the mean (Adam's
+  update mu/sqrt(nu) hid it from the parameters and the metrics)."""
   saved = _on_two_devices(_DEVICE_COUNTS, tmp_path / "mu.npz")
   names = sorted(k.split("/")[1] for k in saved if k.startswith("one/"))
   assert names
