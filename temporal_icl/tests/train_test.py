@@ -102,8 +102,7 @@ def test_a_stop_between_measurements_resumes_to_the_same_history_but_one_train_l
   every scalar at every step the same, MALA's acceptance rate and the LLC at 24 and
   48 included, except train_loss at 24.  That one is the mean over the interval's
   steps, and the resumed run sums only the steps after its checkpoint: 21-24, not
-  17-24 (train.py says so; README "Interruption and resume" promises the same full
-  metric history)."""
+  17-24 (train.py and docs/running.md "Interruption and resume" say so)."""
   whole, whole_dir = whole_run
   part = tmp_path / "part"
   # Chunks of one step after the first two device calls, so the stop falls inside.
