@@ -427,7 +427,8 @@ def _train_from(exp, mesh, runs: List[Run], states, managers, start: int, should
 
   measured_steps = set().union(*(s for m in measurements for s in m.steps))
   boundaries = sorted(checkpoint_steps | measured_steps | {T})
-  nan = jnp.full((N,), jnp.nan, jnp.float32)
+  # Placed as the step's losses are, so that measuring at step 0 and later is one compile.
+  nan = _replicated(jnp.full((N,), jnp.nan, jnp.float32), mesh)
   with metric_writers.ensure_flushes(*writers):
     if start == 0:
       if is_lead:
