@@ -427,8 +427,11 @@ def _train_from(exp, mesh, runs: List[Run], states, managers, start: int, should
 
   measured_steps = set().union(*(s for m in measurements for s in m.steps))
   boundaries = sorted(checkpoint_steps | measured_steps | {T})
-  # Placed as the step's losses are, so that measuring at step 0 and later is one compile.
-  nan = _replicated(jnp.full((N,), jnp.nan, jnp.float32), mesh)
+  # Placed as the step's losses are, so that measuring at step 0 and later is one
+  # compile.  Made on the devices: a host NaN fails multi-host device_put's check that
+  # every process passes the same value (NaN != NaN).
+  nan = jax.jit(lambda: jnp.full((N,), jnp.nan, jnp.float32),
+                out_shardings=NamedSharding(mesh, P()))()
   with metric_writers.ensure_flushes(*writers):
     if start == 0:
       if is_lead:
