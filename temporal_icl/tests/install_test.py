@@ -22,13 +22,14 @@ from temporal_icl import validation
 from temporal_icl.tests import binary
 
 REPO = binary.REPO
-# The tiny config's sizes (tiny_config.py), as flags on the installed configs/mala.py.
+# The tiny config's sizes (tiny_config.py), as flags on the installed configs/mala.py;
+# 8 steps: enough to show that the installed configs resolve and the run finishes.
 TINY_FLAGS = ["--config.gamma=0.05", "--config.M=4", "--config.D=2", "--config.K=4",
               "--config.delta_prompt_length=4", "--config.model.num_blocks=1",
               "--config.model.num_heads=2", "--config.model.embed_size=16",
               "--config.model.mlp_size=16", "--config.batch_size=8",
-              "--config.num_steps=48", "--config.eval_steps=every:8",
-              "--config.eval_batch_size=16", "--config.checkpoint_steps=every:16",
+              "--config.num_steps=8", "--config.eval_steps=every:8",
+              "--config.eval_batch_size=16", "--config.checkpoint_steps=every:8",
               "--config.energy_num_samples=64"]
 # Not the package: local state of the checkout, which must not reach the install.
 NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", ".pytest_cache", "__pycache__",
