@@ -84,10 +84,10 @@ def evaluate_build(text):
       targets[name] = dict(kind=kind, srcs=list(srcs), deps=list(deps), **kwargs)
     return record
 
-  def glob(patterns, exclude=()):
+  def glob(patterns, exclude=()):  # files only, as Bazel's glob
     return sorted(os.path.relpath(p, REPO) for pattern in patterns
                   for p in globlib.glob(os.path.join(REPO, pattern), recursive=True)
-                  if os.path.relpath(p, REPO) not in exclude)
+                  if os.path.isfile(p) and os.path.relpath(p, REPO) not in exclude)
 
   namespace = dict(load=lambda label, *symbols: loads.append((label, symbols)),
                    package=lambda **k: None, glob=glob,
