@@ -4,7 +4,7 @@ testdata/workdir_before_layers is a run of the tiny config (tiny_config.py)
 written by the code of commit 6be7904 (version 0.1.0, one flat package), stopped
 at step 24 of 48 with checkpoints at 16 and 24 (368 kB):
 
-  from temporal_icl import train
+  from temporal_icl import train   # today: temporal_icl.training.train
   from temporal_icl.tests import tiny_config
   train.train_and_evaluate(tiny_config.get_config(), "workdir_before_layers",
                            should_stop=lambda step: step >= 24)
@@ -22,9 +22,9 @@ import shutil
 import jax
 import numpy as np
 
-from temporal_icl import train
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import train
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "testdata", "workdir_before_layers")
 
