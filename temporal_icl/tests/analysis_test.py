@@ -287,7 +287,7 @@ def test_prior_heat_map_reads_snapshots(analysed_runs):
 
 def _cli(module, *args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", f"temporal_icl.{module}", *args],
+  return subprocess.run([sys.executable, "-m", f"temporal_icl.analysis.{module}", *args],
                         cwd=binary.REPO, env=env, capture_output=True, text=True,
                         timeout=300)
 

@@ -210,7 +210,7 @@ def test_the_launcher_groups_compatible_points_in_sweep_order(tmp_path):
   config = tmp_path / "sweep_config.py"
   config.write_text(
       "from temporal_icl.tests import tiny_config\n"
-      "from temporal_icl import sweeps\n"
+      "from temporal_icl.launching import sweeps\n"
       "get_config = tiny_config.get_config\n"
       "def get_sweep():\n"
       "  return sweeps.chain(sweeps.product(M=[1, 2, 3], seed=[0, 1]),\n"

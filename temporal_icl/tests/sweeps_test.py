@@ -170,7 +170,7 @@ def xm_launch_json(code, cwd):
   """json.loads of what `code` prints, run with xm_launch imported as xm_launch (in a
   subprocess: its flags would clash with local_launch's in this one)."""
   prelude = ("import json, sys; sys.path.insert(0, sys.argv[1]); import xm_launch; "
-             "from temporal_icl import sweeps; ")
+             "from temporal_icl.launching import sweeps; ")
   result = subprocess.run([sys.executable, "-c", prelude + code, os.path.join(REPO, "launch")],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]

@@ -361,8 +361,8 @@ def _train_from(exp, mesh, runs: List[Run], states, managers, start: int, should
                "" if N == 1 else f", {N} runs in one program: {', '.join(r.name for r in runs)}")
 
   if should_stop is None:
-    stop = StopRequest().install()
-    should_stop = lambda step: stop.requested
+    request = StopRequest().install()
+    should_stop = lambda step: request.requested
   is_lead = jax.process_index() == 0
   writers, summary_writers = zip(*(_writer(run, N, is_lead) for run in runs))
   multi_step = make_multi_step(exp, mesh, N)
