@@ -35,7 +35,7 @@ EXTRAS_REQUIRE = {
 
 setuptools.setup(
     name="temporal_icl",
-    version="0.1.0",
+    version="0.3.0",
     description=(
         "Non-stationary task distributions and the inductive biases of small "
         "transformers trained on in-context linear regression."

@@ -1,4 +1,5 @@
-r"""Cost of one LLC estimate (SGLD, `temporal_icl.llc`) at demo and paper size.
+r"""Cost of one LLC estimate (SGLD, `temporal_icl.measurements.methods.sgld`) at demo and
+paper size.
 
   python -m benchmarks.llc_cost [--repeats=2] [--sizes=demo,paper]
 
@@ -16,11 +17,10 @@ import jax
 
 from configs import base
 from configs import demo
-from temporal_icl import experiment
+from temporal_icl.core import experiment
 from temporal_icl import measurements
-from temporal_icl import llc
-from temporal_icl import renamed_fields
-from temporal_icl import validation
+from temporal_icl.measurements.methods import sgld
+from temporal_icl.training import validation
 
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed estimates per size.")
 _SIZES = flags.DEFINE_list("sizes", ["demo", "paper"], "Which sizes to time.")
@@ -44,9 +44,8 @@ def llc_seconds(config, repeats):
   def estimate(i):
     measurements.measure_once("llc", config, exp, state._replace(step=jax.numpy.int32(i)))
 
-  return _timed(estimate, repeats), llc.SGLDConfig.from_config(
-      {k: v for k, v in config.llc.items() if k != "dataset_size"
-       and f"llc.{k}" not in renamed_fields.OLD_NAMES})
+  return _timed(estimate, repeats), sgld.SGLDConfig.from_config(
+      {k: v for k, v in config.llc.items() if k != "dataset_size"})
 
 
 def train_step_seconds(config, num_steps):

@@ -18,17 +18,17 @@ import jax.numpy as jnp
 
 from configs import base
 from benchmarks import train_throughput
-from temporal_icl import energy
-from temporal_icl import experiment
-from temporal_icl import prior
+from temporal_icl.core import experiment
+from temporal_icl.measurements.methods import energy
+from temporal_icl.measurements.methods import predictive
 
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "PMC rollouts per measurement.")
 _REPEATS = flags.DEFINE_integer("repeats", 2, "Timed measurements per sampler.")
 
 
 def measurement_seconds(config, params, num_samples, cached, repeats):
-  sampler = prior.make_prior_sampler(config, num_samples, config.K, cached=cached)
-  reference = energy.sample_ridge_prior(jax.random.PRNGKey(1), num_samples, config.D)
+  sampler = predictive.make_prior_sampler(config, num_samples, config.K, cached=cached)
+  reference = predictive.sample_ridge_prior(jax.random.PRNGKey(1), num_samples, config.D)
   distance = jax.jit(energy.energy_distance)
 
   def measure(key):

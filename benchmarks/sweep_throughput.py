@@ -49,7 +49,7 @@ _LAYOUTS = flags.DEFINE_list("layouts", ["unpinned", "pinned"],
 
 _SWEEP_CONFIG = """\
 from configs import laptop_replication
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 def get_config():
   config = laptop_replication.get_config()
@@ -66,7 +66,10 @@ def worker(size: int, steps: int) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from configs import demo  # pylint: disable=g-import-not-at-top
-  from temporal_icl import experiment, groups, sweeps, train  # pylint: disable=g-import-not-at-top
+  from temporal_icl.core import experiment  # pylint: disable=g-import-not-at-top
+  from temporal_icl.launching import sweeps  # pylint: disable=g-import-not-at-top
+  from temporal_icl.training import groups  # pylint: disable=g-import-not-at-top
+  from temporal_icl.training import train  # pylint: disable=g-import-not-at-top
   config = demo.get_config()
   experiment.parse_gin(config)
   exp = experiment.build(config)

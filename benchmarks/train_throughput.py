@@ -36,7 +36,7 @@ hk.LayerNorm's autodiff gradient (51 column and row reductions per step at paper
 size, ~0.45 ms each).  The network now splits the Q/K/V columns with jnp.split
 (whose gradient is one concatenation) into per-head [B, T, E/H] blocks, so each
 head's two einsums need no transposes, and normalises with
-temporal_icl/layer_norm.py, whose gradient is written in closed form.  Measured
+temporal_icl/core/layer_norm.py, whose gradient is written in closed form.  Measured
 in one process, the two networks' steps interleaved (nine 100-step timings each,
 median): demo size 6.81 -> 5.58 ms (x0.82), paper size 239 -> 218–228 ms
 (x0.91–0.95); trajectories move by float rounding only (README "Benchmarks").
@@ -47,7 +47,7 @@ and the Q/K/V split taking far longer than their arithmetic: each streams
 [8192, 128] activations (4 MiB) past a core's 1 MiB L2 cache, and they slowed
 most when other tenants of the machine loaded its memory.  The gradient is now
 taken over microbatches of at most 2048 tokens, summed in a scan
-(temporal_icl/microbatch.py; 4 parts of 64 sequences at paper size, one part
+(temporal_icl/training/microbatch.py; 4 parts of 64 sequences at paper size, one part
 at the demo's size): ×0.74–0.84 the step time, paper size, in one process
 (40 interleaved pairs over a minute: median ×0.84).  And on one device the gradient is no longer all-reduced: XLA's
 CPU backend ran that pmean of one participant as a real collective (two tuple
@@ -68,10 +68,10 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from configs import base
 from configs import demo
-from temporal_icl import experiment
-from temporal_icl import groups
+from temporal_icl.core import experiment
 from temporal_icl import measurements
-from temporal_icl import train
+from temporal_icl.training import groups
+from temporal_icl.training import train
 
 _PAPER_STEPS = flags.DEFINE_integer(
     "paper_steps", 128, "Steps timed at paper size, plain and again with evaluation.")

@@ -7,8 +7,6 @@ Stationary training on M = 8 tasks at paper size:
 
 import ml_collections
 
-from temporal_icl import renamed_fields
-
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the paper's configuration; variants override fields of it."""
@@ -49,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # --- Measurements ------------------------------------------------------------
   # Modules of temporal_icl.measurements (or dotted paths to your own).  Each runs
-  # at the steps of its `*_steps` field, a step spec (temporal_icl/step_specs.py):
+  # at the steps of its `*_steps` field, a step spec (temporal_icl/common/step_specs.py):
   # '' never | 'every:N' | 'log:N' | '10,100,…' | specs joined by '+'.
   c.measurements = ("evaluation", "energy_distance", "prior_snapshots", "llc",
                     "trajectory")
@@ -93,5 +91,4 @@ def get_config() -> ml_collections.ConfigDict:
   c.keep_final_checkpoint = True
   c.force_restart = False
 
-  renamed_fields.declare(c)  # names renamed in 0.2, accepted until 0.3
   return c

@@ -8,7 +8,7 @@ what the decay of the main sweep does (README "Reproducing the main result").
 """
 
 from configs import laptop_replication
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 
 def get_config():

@@ -16,12 +16,12 @@ results/laptop_phase/ (README "The phase diagram"):
       --workdir_root=runs/laptop_phase --ledger=results/laptop_phase --parallel=2 \
       --runs_per_process=8
 
-The threshold M*(γ) of each seed comes from `python -m temporal_icl.phase
+The threshold M*(γ) of each seed comes from `python -m temporal_icl.analysis.phase
 --sweep_dir=runs/laptop_phase` (README "The phase diagram").
 """
 
 from configs import laptop_replication
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 M_VALUES = [2**i for i in range(11)]  # 1 … 1024
 M_ORDER = [1, 32, 1024, 4, 256, 2, 8, 16, 64, 128, 512]  # coarse to fine

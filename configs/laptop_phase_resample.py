@@ -9,11 +9,11 @@ laptop_phase, 3 seeds: 132 runs.
   python launch/local_launch.py --config=configs/laptop_phase_resample.py \
       --workdir_root=runs/laptop_phase_resample \
       --ledger=results/laptop_phase_resample --parallel=2 --runs_per_process=8
-  python -m temporal_icl.phase --sweep_dir=results/laptop_phase_resample --markdown
+  python -m temporal_icl.analysis.phase --sweep_dir=results/laptop_phase_resample --markdown
 """
 
 from configs import laptop_phase
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 SEGMENTS = [1, 4, 16, 64]
 

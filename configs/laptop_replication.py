@@ -16,7 +16,7 @@ the constant-rate runs beside these.  The four cases:
 """
 
 from configs import demo
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 SEEDS = [0, 1, 2]
 

@@ -5,7 +5,7 @@
 """
 
 from configs import base
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 TASK_DIVERSITIES = [2**i for i in range(11)]  # M = 1 … 1024
 GAMMAS = [0.0, 1e-4, 1e-3, 1e-2, 1e-1]  # γ = 0 is the stationary baseline

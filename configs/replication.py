@@ -8,7 +8,7 @@ generalises.  About 45 minutes per run on a TPU; days on a CPU.
 """
 
 from configs import base
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 
 def get_config():

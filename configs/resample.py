@@ -7,7 +7,7 @@ Segment lengths of each task are proportional to a Dirichlet(1, ..., 1) draw.
 """
 
 from configs import base
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 TASK_DIVERSITIES = [2**i for i in range(11)]  # M = 1 … 1024
 RESAMPLINGS = [1, 4, 16, 64, 256]  # R = 1: each task kept for the whole run

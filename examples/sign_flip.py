@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from temporal_icl import data
+from temporal_icl.core import data
 
 PARAMETERS = ("flip_every",)  # the config fields this schedule reads
 RESAMPLES = False  # tasks move; none is replaced by a fresh draw

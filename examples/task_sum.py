@@ -7,8 +7,8 @@ README "Extending" walks through it.
 
 import jax.numpy as jnp
 
-from temporal_icl import experiment
-from temporal_icl import step_specs
+from temporal_icl.common import step_specs
+from temporal_icl.core import experiment
 
 
 class TaskSum:

@@ -20,7 +20,7 @@ the cores (XLA sizes its thread pool to the cores it may use): two processes tha
 share both cores of a 2-core machine train ×0.7 as many run-steps per second as two
 pinned one per core (benchmarks/sweep_throughput.py).  --nopin_cores turns it off.
 With --ledger, every finished run's small files are copied into that directory as
-it finishes (temporal_icl/ledger.py), and runs the ledger holds are skipped: commit
+it finishes (temporal_icl/launching/ledger.py), and runs the ledger holds are skipped: commit
 the ledger, and a sweep resumes on any machine.
 """
 
@@ -37,9 +37,9 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from temporal_icl import ledger as ledger_lib  # pylint: disable=g-import-not-at-top
-from temporal_icl import sweeps  # pylint: disable=g-import-not-at-top
-from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+from temporal_icl.common import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+from temporal_icl.launching import ledger as ledger_lib  # pylint: disable=g-import-not-at-top
+from temporal_icl.launching import sweeps  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Chosen from benchmarks/sweep_throughput.py (README "Run groups").
@@ -184,7 +184,7 @@ def print_table(jobs: List[Job], started: float):
 
 def summary(jobs: List[Job], root: str, order: Optional[List[str]] = None):
   """Final Δ_PT per run; unfinished runs are marked, and left out of the figure."""
-  from temporal_icl import plots  # pylint: disable=g-import-not-at-top
+  from temporal_icl.analysis import plots  # pylint: disable=g-import-not-at-top
   print(f"\n{'run':40s} {'status':24s} {'train Δ_dMMSE':>14s} {'train Δ_Ridge':>14s} "
         f"{'test Δ_dMMSE':>13s} {'test Δ_Ridge':>13s}")
   finished = []
@@ -283,7 +283,7 @@ _EXTRA = flags.DEFINE_multi_string("extra", [], "Extra flags for every run.")
 _REPORT_EVERY = flags.DEFINE_float("report_every", 30.0, "Seconds between tables.")
 _LEDGER = flags.DEFINE_string(
     "ledger", "", "Directory (in the repository, to commit) where each finished run's "
-    "small files are copied; runs it holds are skipped (temporal_icl/ledger.py).")
+    "small files are copied; runs it holds are skipped (temporal_icl/launching/ledger.py).")
 _PIN_CORES = flags.DEFINE_bool(
     "pin_cores", True, "On a CPU backend, pin each process to its own share of the "
     "cores (--nopin_cores: let every process use every core).")

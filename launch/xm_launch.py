@@ -48,7 +48,7 @@ from absl import app
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from temporal_icl import sweeps  # pylint: disable=g-import-not-at-top
+from temporal_icl.launching import sweeps  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRYPOINT = "temporal_icl.main"

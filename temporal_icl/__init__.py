@@ -6,3 +6,5 @@ Shape letters used in docstrings throughout the package:
   T  total training steps        R  resampling events (segments) per task
   G  mixture components          S  predictive Monte Carlo samples
 """
+
+__version__ = "0.3.0"

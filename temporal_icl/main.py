@@ -23,12 +23,12 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from temporal_icl import cli
-from temporal_icl import multihost
-from temporal_icl import sweeps
-from temporal_icl import train
-from temporal_icl import validation
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.common import cli
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.launching import sweeps
+from temporal_icl.training import multihost
+from temporal_icl.training import train
+from temporal_icl.training import validation
 
 
 def _env_int(name):
@@ -110,7 +110,7 @@ def _load_config():
     cli.fail(f"--config could not be loaded: {lines[-1] if lines else e}")
 
 
-def _runs(config, argv):
+def _runs(config):
   """(configs, workdirs, names) of the run, or of the runs --group names."""
   if not _GROUP.value:
     return [config], [_WORKDIR.value], None
@@ -147,10 +147,11 @@ def main(argv):
   with config.unlocked():
     config.gin_files = tuple(config.gin_files) + tuple(_GIN_FILES.value)
     config.gin_bindings = tuple(config.gin_bindings) + tuple(_GIN_BINDINGS.value)
-  configs, workdirs, names = _runs(config, argv)
+  configs, workdirs, names = _runs(config)
   stop = train.StopRequest().install()
+  should_stop = lambda step: stop.requested
   try:
-    states = train.train_group(configs, workdirs, names=names, should_stop=stop,
+    states = train.train_group(configs, workdirs, names=names, should_stop=should_stop,
                                max_chunk_seconds=_MAX_CHUNK_SECONDS.value)
   except (validation.ConfigError, workdir_lib.ResumeError) as e:
     cli.fail(str(e))
@@ -171,7 +172,7 @@ def main(argv):
                _WORKDIR.value, tensorboard, _WORKDIR.value)
   print(f"\nSummaries: {os.path.abspath(_WORKDIR.value)}\n"
         f"View them:  {tensorboard} --logdir={_WORKDIR.value}")
-  from temporal_icl import plots  # pylint: disable=g-import-not-at-top
+  from temporal_icl.analysis import plots  # pylint: disable=g-import-not-at-top
   std_logging.getLogger("tensorboard").setLevel(std_logging.WARNING)  # its reader chats
   for workdir, name in zip(workdirs, names or [None]):
     line = plots.verdict(workdir)  # the science in one line: memorised or generalised

@@ -9,7 +9,7 @@ and flax's eval_step, a measurement computes and the training loop writes:
 
   name: str                            the label of its time in the progress report
   steps: Sequence[Set[int]]            for each run of the group, the steps it runs
-                                       at (a step spec: temporal_icl.step_specs)
+                                       at (a step spec: temporal_icl.common.step_specs)
   compute(step, state, run, last_loss) -> Dict[str, Array]
                                        pure and jit-able, for ONE run: its TrainState
                                        after `step` updates, its RunData
@@ -30,7 +30,7 @@ write gets {} and reads `context.run_state(index)`.
 
 `config.measurements` lists the modules a run uses: a plain name is a module of
 this package, a dotted name (e.g. 'my_lab.my_measurement') is imported as is.
-Each measurement draws randomness only from its own stream (temporal_icl.streams,
+Each measurement draws randomness only from its own stream (temporal_icl.core.streams,
 in RunData.keys), so turning one on or off never changes the training trajectory.
 """
 
@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Protocol, Se
 
 import ml_collections
 
-from temporal_icl import registry
+from temporal_icl.common import registry
 
 
 class RunContext(NamedTuple):
@@ -55,7 +55,7 @@ class RunContext(NamedTuple):
 class Context(NamedTuple):
   """What a measurement is built from."""
   config: ml_collections.ConfigDict  # the fields every run of the group shares
-  experiment: Any  # temporal_icl.experiment.Experiment
+  experiment: Any  # temporal_icl.core.experiment.Experiment
   runs: Sequence[RunContext]
   is_lead: bool  # process 0, the one that writes files
   run_state: Callable[[int], Any]  # index -> that run's current TrainState (unpadded)
@@ -112,7 +112,7 @@ def measure_once(name: str, config: ml_collections.ConfigDict, experiment: Any, 
   config turns it off or it computes nothing); with `writer`, also writes them."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from temporal_icl import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
+  from temporal_icl.core import experiment as experiment_lib  # pylint: disable=g-import-not-at-top
 
   class _Discard:
     def __getattr__(self, _):

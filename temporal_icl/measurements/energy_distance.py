@@ -1,27 +1,27 @@
 """Energy distance of the implicit prior to both Bayes priors, at `energy_distance_steps`.
 
 Writes energy_dist/prior/{ridge,dmmse} and per-dimension histograms prior/dim_i
-of the predictive-Monte-Carlo task samples (temporal_icl.prior).  Needs a
+of the predictive-Monte-Carlo task samples (temporal_icl.measurements.methods.predictive).  Needs a
 probabilistic head.
 """
 
 import jax
 
-from temporal_icl import data
-from temporal_icl import energy
-from temporal_icl import experiment
-from temporal_icl import heads
-from temporal_icl import prior
-from temporal_icl import step_specs
+from temporal_icl.common import step_specs
+from temporal_icl.core import data
+from temporal_icl.core import experiment
+from temporal_icl.core import heads
+from temporal_icl.measurements.methods import energy
+from temporal_icl.measurements.methods import predictive
 
 
 def reference_samples(config, tasks, key, n, num_tasks=None):
   """Samples [n, D] of the ridge prior and of the dMMSE prior (current tasks)."""
   ridge_key, dmmse_key = jax.random.split(key)
-  ridge = energy.sample_ridge_prior(ridge_key, n, config.D)
+  ridge = predictive.sample_ridge_prior(ridge_key, n, config.D)
   if data.is_infinite_set(tasks):  # M = ∞: the dMMSE prior is N(0, I) as well
-    return ridge, energy.sample_ridge_prior(dmmse_key, n, config.D)
-  return ridge, energy.sample_dmmse_prior(dmmse_key, tasks, n, num_tasks)
+    return ridge, predictive.sample_ridge_prior(dmmse_key, n, config.D)
+  return ridge, predictive.sample_dmmse_prior(dmmse_key, tasks, n, num_tasks)
 
 
 class EnergyDistance:
@@ -34,7 +34,7 @@ class EnergyDistance:
     self._writers = [run.writer for run in context.runs]
     self.steps = [set(step_specs.parse(c.energy_distance_steps, c.num_steps))] * len(
         context.runs)
-    self._sample = prior.make_prior_sampler(c, c.energy_num_samples, c.K)
+    self._sample = predictive.make_prior_sampler(c, c.energy_num_samples, c.K)
 
   def compute(self, step, state, run, last_loss):
     del last_loss

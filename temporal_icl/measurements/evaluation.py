@@ -11,17 +11,17 @@ import functools
 
 import jax.numpy as jnp
 
-from temporal_icl import evaluation
-from temporal_icl import experiment
-from temporal_icl import step_specs
-from temporal_icl import validation
+from temporal_icl.common import errors
+from temporal_icl.common import step_specs
+from temporal_icl.core import experiment
+from temporal_icl.measurements.methods import error_metrics
 
 
 def eval_dataset(config):
   """The TFDS held-out set of config.eval_dataset as (xs, ys), or None.
 
   Raises:
-    validation.ConfigError: the set is unknown or does not match the run's K, D.
+    errors.ConfigError: the set is unknown or does not match the run's K, D.
   """
   if not config.eval_dataset:
     return None
@@ -30,13 +30,13 @@ def eval_dataset(config):
 
 @functools.lru_cache(maxsize=4)
 def _load(name, data_dir, K, D):
-  from temporal_icl.datasets import iclr_eval  # pylint: disable=g-import-not-at-top
+  from temporal_icl.core.datasets import iclr_eval  # pylint: disable=g-import-not-at-top
   try:
     xs, ys = iclr_eval.load_eval_batch(name, data_dir or None)
   except ValueError as e:
-    raise validation.ConfigError([f"config.eval_dataset={name!r}: {e}"]) from None
+    raise errors.ConfigError([f"config.eval_dataset={name!r}: {e}"]) from None
   if xs.shape[1:] != (K, D):
-    raise validation.ConfigError([
+    raise errors.ConfigError([
         f"config.eval_dataset={name!r} holds sequences of K={xs.shape[1]} "
         f"pairs in D={xs.shape[2]}, but the run has K={K}, D={D}."])
   return xs, ys
@@ -58,8 +58,8 @@ class Evaluation:
     tasks = experiment.training_tasks(exp, state.schedule)
     train = experiment.training_batch(exp, run, state.schedule, jnp.maximum(step - 1, 0))
     test = (self._fixed if self._fixed is not None
-            else evaluation.test_batch(exp.config, run.keys["test_set"]))
-    metrics = evaluation.evaluate(exp, state.params, tasks, train, test, run.num_tasks)
+            else error_metrics.test_batch(exp.config, run.keys["test_set"]))
+    metrics = error_metrics.evaluate(exp, state.params, tasks, train, test, run.num_tasks)
     metrics["lr"] = exp.learning_rate(run.learning_rate)(step)
     if hasattr(exp.schedule, "metrics"):
       metrics.update(exp.schedule.metrics(state.schedule, run.num_tasks))
@@ -75,7 +75,7 @@ def problems(config):
     found.append(f"config.eval_batch_size={config.eval_batch_size} must be >= 1.")
   if config.eval_dataset and not config.eval_dataset.startswith("iclr_eval/"):
     found.append(f"config.eval_dataset={config.eval_dataset!r} must name a TFDS set of "
-                 "temporal_icl.datasets, e.g. 'iclr_eval/d8_k16' (or be '').")
+                 "temporal_icl.core.datasets, e.g. 'iclr_eval/d8_k16' (or be '').")
   return found
 
 

@@ -1,4 +1,4 @@
-"""Local learning coefficient (temporal_icl.llc) at `llc_steps`.
+"""Local learning coefficient (temporal_icl.measurements.methods.sgld) at `llc_steps`.
 
 Writes llc/{mean,std,loss_below_init_fraction}.  The SGLD dataset is
 `llc.dataset_size` sequences drawn from the current task set with one fixed key:
@@ -10,18 +10,15 @@ schedule moves it).
 from absl import logging
 import jax
 
-from temporal_icl import data
-from temporal_icl import experiment
-from temporal_icl import llc
-from temporal_icl import renamed_fields
-from temporal_icl import step_specs
+from temporal_icl.common import step_specs
+from temporal_icl.core import data
+from temporal_icl.core import experiment
+from temporal_icl.measurements.methods import sgld
 
 
 def _sgld_fields(config) -> dict:
-  """config.llc without the dataset size (and the unset pre-0.2 names base.py
-  declares): the fields of llc.SGLDConfig."""
-  return {k: v for k, v in config.llc.items()
-          if k != "dataset_size" and f"llc.{k}" not in renamed_fields.OLD_NAMES}
+  """config.llc without the dataset size: the fields of sgld.SGLDConfig."""
+  return {k: v for k, v in config.llc.items() if k != "dataset_size"}
 
 
 class LocalLearningCoefficient:
@@ -32,8 +29,8 @@ class LocalLearningCoefficient:
     c, exp = self._config, self._exp = context.config, context.experiment
     self._writers = [run.writer for run in context.runs]
     self.steps = [set(step_specs.parse(c.llc_steps, c.num_steps))] * len(context.runs)
-    self.sgld = llc.SGLDConfig.from_config(_sgld_fields(c))
-    self._estimate = llc.make_llc_estimator(lambda params, batch: exp.loss(params, *batch),
+    self.sgld = sgld.SGLDConfig.from_config(_sgld_fields(c))
+    self._estimate = sgld.make_llc_estimator(lambda params, batch: exp.loss(params, *batch),
                                             self.sgld)
 
   def dataset(self, tasks, run):
@@ -65,7 +62,7 @@ def problems(config):
   found = step_specs.problems("llc_steps", config.llc_steps, config.num_steps)
   if found or not step_specs.parse(config.llc_steps, config.num_steps):
     return found
-  found += [f"config.{p}" for p in llc.SGLDConfig.problems_of(_sgld_fields(config))]
+  found += [f"config.{p}" for p in sgld.SGLDConfig.problems_of(_sgld_fields(config))]
   size = config.llc.dataset_size
   if size < 1:
     found.append(f"config.llc.dataset_size={size} must be >= 1.")

@@ -1,4 +1,4 @@
-"""Prior-tracking snapshots (temporal_icl.snapshots) at `snapshot_steps`.
+"""Prior-tracking snapshots (temporal_icl.measurements.methods.snapshot_file) at `snapshot_steps`.
 
 Each snapshot holds PMC samples of the implicit prior, the task set, the latest
 training loss and Δ_PT on a fresh current-task batch; with `dense_snapshot_period`
@@ -11,14 +11,14 @@ Needs a probabilistic head.
 import jax
 import jax.numpy as jnp
 
-from temporal_icl import data
-from temporal_icl import evaluation
-from temporal_icl import experiment
-from temporal_icl import heads
-from temporal_icl import prior
-from temporal_icl import snapshots
-from temporal_icl import step_specs
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.common import step_specs
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import data
+from temporal_icl.core import experiment
+from temporal_icl.core import heads
+from temporal_icl.measurements.methods import error_metrics
+from temporal_icl.measurements.methods import predictive
+from temporal_icl.measurements.methods import snapshot_file
 
 SNAPSHOT_BATCH_SIZE = 256  # sequences of the per-snapshot Δ_PT batch
 
@@ -35,15 +35,15 @@ class PriorSnapshots:
     for run in context.runs:
       resample_steps = (exp.schedule.resample_steps(run.initial_state.schedule)
                         if getattr(exp.schedule, "RESAMPLES", False) else None)
-      file = snapshots.SnapshotFile(run.workdir, workdir_lib.config_to_json(run.config),
+      file = snapshot_file.SnapshotFile(run.workdir, workdir_lib.config_to_json(run.config),
                                     resample_steps)
       file.resume(run.start_step)
       self.files.append(file)
-      self.steps.append(snapshots.snapshot_steps(
+      self.steps.append(snapshot_file.snapshot_steps(
           c, c.num_steps, () if resample_steps is None else resample_steps))
       self._num_tasks.append(
           experiment.training_tasks(exp, run.initial_state.schedule).shape[0])
-    self._sample = prior.make_prior_sampler(c, c.num_pr_samples, c.pr_generation_steps)
+    self._sample = predictive.make_prior_sampler(c, c.num_pr_samples, c.pr_generation_steps)
 
   def compute(self, step, state, run, last_loss):
     c, exp = self._config, self._exp
@@ -51,8 +51,8 @@ class PriorSnapshots:
     sample_key, batch_key = jax.random.split(jax.random.fold_in(run.keys["snapshots"], step))
     xs, ys = data.sample_sequences(batch_key, tasks, SNAPSHOT_BATCH_SIZE, c.K, c.noise_var,
                                    num_tasks=run.num_tasks)
-    ridge, dmmse = evaluation.baselines_of(xs, ys, tasks, c.noise_var, run.num_tasks)
-    deltas = evaluation.split_metrics(
+    ridge, dmmse = error_metrics.baselines_of(xs, ys, tasks, c.noise_var, run.num_tasks)
+    deltas = error_metrics.split_metrics(
         exp.head.mean(exp.model.apply(params, xs, ys)), ys, ridge, dmmse, D=c.D,
         prompt_length=c.delta_prompt_length, tail_start=None)
     # Before any step (last_loss NaN), the loss of the first batch.

@@ -1,11 +1,11 @@
 """Training states kept at `trajectory_steps` in workdir/trajectory/, never deleted.
 
-They are what essential dynamics (temporal_icl.essential_dynamics) and offline
+They are what essential dynamics (temporal_icl.analysis.essential_dynamics) and offline
 LLC estimates read.
 """
 
-from temporal_icl import step_specs
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.common import step_specs
+from temporal_icl.common import workdir as workdir_lib
 
 
 class Trajectory:

@@ -9,19 +9,19 @@ import jax
 import numpy as np
 import pytest
 
-from temporal_icl import data
-from temporal_icl import essential_dynamics
-from temporal_icl import experiment
-from temporal_icl import export
-from temporal_icl import llc
-from temporal_icl import plots
-from temporal_icl import snapshots
-from temporal_icl import step_specs
-from temporal_icl import train
-from temporal_icl import validation
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.analysis import essential_dynamics
+from temporal_icl.analysis import export
+from temporal_icl.analysis import plots
+from temporal_icl.common import step_specs
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import data
+from temporal_icl.core import experiment
+from temporal_icl.measurements.methods import sgld as sgld_lib
+from temporal_icl.measurements.methods import snapshot_file
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import train
+from temporal_icl.training import validation
 
 
 def test_step_specs():
@@ -74,7 +74,8 @@ def analysed_runs(tmp_path_factory):
 
 
 def test_llc_action_writes_the_estimates_of_the_runs_states(analysed_runs):
-  """llc/* at steps 0 and 48 are temporal_icl.llc's estimates (tested on its own in
+  """llc/* at steps 0 and 48 are temporal_icl.measurements.methods.sgld's estimates (tested
+  on its own in
   llc_test) for the run's state at that step, on llc.dataset_size sequences of the
   task set of that step drawn with the run's llc key, with the step folded into
   the SGLD key (measurements/llc.py's docstring)."""
@@ -88,10 +89,11 @@ def test_llc_action_writes_the_estimates_of_the_runs_states(analysed_runs):
   initial = jax.device_put(experiment.init_state(exp, config), jax.devices()[0])
   with workdir_lib.checkpoint_manager(workdir) as manager:
     final = workdir_lib.restore(manager, 48, initial)
-  sgld = llc.SGLDConfig(**{f.name: config.llc[f.name] for f in dataclasses.fields(llc.SGLDConfig)})
+  sgld = sgld_lib.SGLDConfig(**{f.name: config.llc[f.name]
+                                for f in dataclasses.fields(sgld_lib.SGLDConfig)})
   assert (sgld.num_chains, sgld.num_draws, sgld.batch_size, config.llc.dataset_size) == (
       2, 20, 16, 64)
-  estimate = llc.make_llc_estimator(lambda params, batch: exp.loss(params, *batch), sgld)
+  estimate = sgld_lib.make_llc_estimator(lambda params, batch: exp.loss(params, *batch), sgld)
   expected = {"llc/mean": [], "llc/std": [], "llc/loss_below_init_fraction": []}
   for step, state in ((0, initial), (48, final)):
     dataset = data.sample_sequences(
@@ -174,7 +176,7 @@ def test_every_run_figure_draws_the_runs_records(analysed_runs, tmp_path, drawn)
   np.testing.assert_allclose([band.min(), band.max()],
                              [(mean - std).min(), (mean + std).max()], rtol=1e-6)
 
-  snaps = snapshots.load(os.path.join(workdir, snapshots.FILENAME))
+  snaps = snapshot_file.load(os.path.join(workdir, snapshot_file.FILENAME))
   prior_ax = drawn["prior.png"].axes[0]
   density = prior_ax.collections[0].get_array().reshape(-1, len(snaps["steps"]))
   # One column per snapshot, each a density of that snapshot's first coordinates.
@@ -207,7 +209,7 @@ def test_phase_diagram_draws_each_runs_final_deltas(analysed_runs, tmp_path, dra
 
 
 def schedules_label(config):
-  from temporal_icl import schedules  # pylint: disable=g-import-not-at-top
+  from temporal_icl.core import schedules  # pylint: disable=g-import-not-at-top
   return schedules.label(config)
 
 
@@ -267,7 +269,7 @@ def test_prior_heat_map_reads_snapshots(analysed_runs):
   """The snapshots of the γ = 0.5 run (its tasks move): every 8 steps, 32 PMC samples
   each, and the task set of the state at the snapshot's step."""
   workdir = analysed_runs[1]
-  snaps = snapshots.load(os.path.join(workdir, snapshots.FILENAME))
+  snaps = snapshot_file.load(os.path.join(workdir, snapshot_file.FILENAME))
   np.testing.assert_array_equal(snaps["steps"], [0, 8, 16, 24, 32, 40, 48])
   assert snaps["pr"].shape == (7, 32, 2)
   config = workdir_lib.load_config(workdir)
@@ -285,7 +287,7 @@ def test_prior_heat_map_reads_snapshots(analysed_runs):
 
 def _cli(module, *args):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.run([sys.executable, "-m", f"temporal_icl.{module}", *args],
+  return subprocess.run([sys.executable, "-m", f"temporal_icl.analysis.{module}", *args],
                         cwd=binary.REPO, env=env, capture_output=True, text=True,
                         timeout=300)
 
@@ -323,7 +325,7 @@ def test_essential_dynamics_refuses_a_run_without_trajectory(analysed_runs, tmp_
 
 @pytest.mark.parametrize("epsilon, localization", [(1e-3, 1.0), (1e-4, 100.0)])
 def test_llc_warns_when_the_estimate_is_not_at_a_minimum(caplog, epsilon, localization):
-  from temporal_icl import experiment  # pylint: disable=g-import-not-at-top
+  from temporal_icl.core import experiment  # pylint: disable=g-import-not-at-top
   from temporal_icl import measurements  # pylint: disable=g-import-not-at-top
   c = tiny_config.get_config()
   c.llc.num_draws, c.llc.num_chains, c.llc.dataset_size, c.llc.batch_size = 20, 2, 64, 16

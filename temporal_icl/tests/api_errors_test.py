@@ -13,13 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import baselines
-from temporal_icl import energy
-from temporal_icl import llc
-from temporal_icl import prior
+from temporal_icl.core import baselines
+from temporal_icl.measurements.methods import energy
+from temporal_icl.measurements.methods import predictive
+from temporal_icl.measurements.methods import sgld
 from temporal_icl.tests import tiny_config
 
-SAMPLERS = [prior.rollout, prior.rollout_full_recompute]
+SAMPLERS = [predictive.rollout, predictive.rollout_full_recompute]
 KEY = jax.random.PRNGKey(0)
 
 
@@ -31,7 +31,7 @@ def run():
   try:
     c = tiny_config.get_config()
     c.head = "gaussian"
-    net = prior.network(c)
+    net = predictive.network(c)
     params = jax.jit(net.model.init)(KEY, jnp.zeros((1, c.K, c.D)), jnp.zeros((1, c.K)))
     return c, params, net
   finally:
@@ -39,7 +39,7 @@ def run():
 
 
 def _name(sampler):
-  return f"prior.{sampler.__name__}"
+  return f"predictive.{sampler.__name__}"
 
 
 # Rollouts: the prompt.
@@ -92,9 +92,9 @@ def test_python_lists_are_arrays_in_both_samplers(run):
 
   @jax.jit  # one compile for the three rollouts (op by op takes 3x longer)
   def rollouts(params):
-    return (prior.rollout(params, net, KEY, 2, 2, lists),
-            prior.rollout_full_recompute(params, net, KEY, 2, 2, lists),
-            prior.rollout(params, net, KEY, 2, 2, arrays))
+    return (predictive.rollout(params, net, KEY, 2, 2, lists),
+            predictive.rollout_full_recompute(params, net, KEY, 2, 2, lists),
+            predictive.rollout(params, net, KEY, 2, 2, arrays))
 
   cached, full, from_arrays = rollouts(params)
   np.testing.assert_array_equal(cached[0], full[0])
@@ -109,8 +109,8 @@ def test_python_lists_are_arrays_in_both_samplers(run):
 def test_empty_rollouts_are_the_same_empty_arrays_in_both_samplers(run, S, L, P):
   _, params, net = run
   prompt = (jnp.ones((P, 2)), jnp.ones(P)) if P else None
-  cached = prior.rollout(params, net, KEY, S, L, prompt)
-  full = prior.rollout_full_recompute(params, net, KEY, S, L, prompt)
+  cached = predictive.rollout(params, net, KEY, S, L, prompt)
+  full = predictive.rollout_full_recompute(params, net, KEY, S, L, prompt)
   for xs, ys in (cached, full):
     assert xs.shape == (S, L, 2) and ys.shape == (S, L)
   np.testing.assert_array_equal(cached[0], full[0])
@@ -128,7 +128,7 @@ def test_key_must_be_a_prng_key(run, sampler):
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_net_must_be_a_network(run, sampler):
   c, params, _ = run
-  with pytest.raises(TypeError, match=r"net must be prior.network\(config\); got ConfigDict"):
+  with pytest.raises(TypeError, match=r"net must be predictive.network\(config\); got ConfigDict"):
     sampler(params, c, KEY, 2, 1)
 
 
@@ -150,7 +150,7 @@ def test_sizes_must_be_ints_at_least_zero(run, sampler, S, L, error, match):
 ], ids=["num_pairs_past_K", "no_samples"])
 def test_prior_sampler_refuses_bad_sizes_when_built(run, args, match):
   with pytest.raises(ValueError, match=match):
-    prior.make_prior_sampler(run[0], *args)  # not called: refused at build time
+    predictive.make_prior_sampler(run[0], *args)  # not called: refused at build time
 
 
 # Baselines.
@@ -210,9 +210,9 @@ def test_energy_distance_names_the_sample_whose_dimension_differs():
 
 
 def test_ols_fit_ys_must_match_xs():
-  with pytest.raises(ValueError, match=r"^energy.ols_fit: ys must have shape \[S, K\] = "
+  with pytest.raises(ValueError, match=r"^predictive.ols_fit: ys must have shape \[S, K\] = "
                      r"\(3, 4\) to match xs \[S, K, D\] = \(3, 4, 2\); got \(3, 5\)\."):
-    energy.ols_fit(jnp.ones((3, 4, 2)), jnp.ones((3, 5)))
+    predictive.ols_fit(jnp.ones((3, 4, 2)), jnp.ones((3, 5)))
 
 
 @pytest.mark.parametrize("args, error, match", [
@@ -221,8 +221,8 @@ def test_ols_fit_ys_must_match_xs():
     ((KEY, 4, 0), ValueError, r"D must be >= 1; got 0"),
 ], ids=["float_n", "int_key", "zero_D"])
 def test_ridge_prior_arguments(args, error, match):
-  with pytest.raises(error, match="^energy.sample_ridge_prior: " + match):
-    energy.sample_ridge_prior(*args)
+  with pytest.raises(error, match="^predictive.sample_ridge_prior: " + match):
+    predictive.sample_ridge_prior(*args)
 
 
 @pytest.mark.parametrize("tasks, match", [
@@ -230,8 +230,8 @@ def test_ridge_prior_arguments(args, error, match):
     (jnp.ones((0, 2)), r"tasks must hold M >= 1 tasks; got \(0, 2\)"),
 ], ids=["one_dimensional", "empty"])
 def test_dmmse_prior_tasks(tasks, match):
-  with pytest.raises(ValueError, match="^energy.sample_dmmse_prior: " + match):
-    energy.sample_dmmse_prior(KEY, tasks, 4)
+  with pytest.raises(ValueError, match="^predictive.sample_dmmse_prior: " + match):
+    predictive.sample_dmmse_prior(KEY, tasks, 4)
 
 
 # LLC.
@@ -241,7 +241,7 @@ def _loss(params, batch):
 
 
 def _estimate():
-  return llc.make_llc_estimator(_loss, llc.SGLDConfig(batch_size=4, num_draws=2,
+  return sgld.make_llc_estimator(_loss, sgld.SGLDConfig(batch_size=4, num_draws=2,
                                                       num_chains=1))
 
 
@@ -266,9 +266,9 @@ def test_llc_dataset_errors_name_the_leaf(dataset, error, match):
 
 def test_llc_loss_fn_must_be_callable():
   with pytest.raises(TypeError, match=r"loss_fn must be a function .*; got NoneType None"):
-    llc.make_llc_estimator(None, llc.SGLDConfig())
+    sgld.make_llc_estimator(None, sgld.SGLDConfig())
 
 
 def test_llc_full_loss_chunk_size_must_be_positive():
-  with pytest.raises(ValueError, match=r"^llc.full_loss: chunk_size must be >= 1; got 0\.$"):
-    llc.full_loss(_loss, jnp.zeros(2), {"x": jnp.ones((8, 2)), "y": jnp.ones(8)}, 0)
+  with pytest.raises(ValueError, match=r"^sgld.full_loss: chunk_size must be >= 1; got 0\.$"):
+    sgld.full_loss(_loss, jnp.zeros(2), {"x": jnp.ones((8, 2)), "y": jnp.ones(8)}, 0)

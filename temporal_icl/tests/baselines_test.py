@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from temporal_icl import baselines
-from temporal_icl import data
+from temporal_icl.core import baselines
+from temporal_icl.core import data
 from temporal_icl.tests.bayes_reference import dmmse_reference
 from temporal_icl.tests.bayes_reference import ridge_reference
 
@@ -112,7 +112,8 @@ def test_solve_spd_matches_numpy(D):
 
 _TWO_SOLVES = """
 import jax
-from temporal_icl import baselines, data
+from temporal_icl.core import baselines
+from temporal_icl.core import data
 tasks = data.sample_task_set(jax.random.PRNGKey(0), 8, 8)
 batches = [data.sample_sequences(jax.random.PRNGKey(i), tasks, 1024, 16, 0.25) for i in (1, 2)]
 both = jax.jit(lambda a, b: (baselines.ridge(*a, 0.25), baselines.ridge(*b, 0.25)))

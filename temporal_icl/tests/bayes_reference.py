@@ -1,5 +1,5 @@
 """The two Bayes predictors in float64 NumPy, written from their definitions and
-independent of temporal_icl.baselines: what the baselines and evaluation tests compare
+independent of temporal_icl.core.baselines: what the baselines and evaluation tests compare
 the package against.  xs [B, K, D], ys [B, K] -> predictions [B, K], where prediction k
 uses the pairs before k and x_k (prediction 0 is the prior mean)."""
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from temporal_icl import export
+from temporal_icl.analysis import export
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = "temporal_icl/tests/tiny_config.py"

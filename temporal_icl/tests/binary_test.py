@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from temporal_icl import export
+from temporal_icl.analysis import export
 from temporal_icl.tests import binary
 
 REPO, TINY = binary.REPO, binary.TINY
@@ -44,7 +44,7 @@ def test_binary_writes_every_metric_for_tensorboard(tmp_path):
 
 def test_export_json_matches_reference_format(finished_run, tmp_path):
   out = tmp_path / "run.json"
-  subprocess.run([sys.executable, "-m", "temporal_icl.export", f"--workdir={finished_run}",
+  subprocess.run([sys.executable, "-m", "temporal_icl.analysis.export", f"--workdir={finished_run}",
                   f"--out={out}"], cwd=REPO, check=True, capture_output=True)
   result = json.loads(out.read_text())
   assert set(result) == {"times", "config", "stats"}
@@ -125,10 +125,8 @@ def test_finished_run_extends_and_force_restart_retrains(tmp_path):
 
 def test_bad_config_exits_with_sentences_and_no_traceback(tmp_path):
   result = run_main(tmp_path, "--config.model.num_heads=3", "--config.noise_var=0",
-                    "--config.head=cauchy", "--config.eval_every=4")  # an old name
+                    "--config.head=cauchy")
   assert result.returncode == 2
-  assert ("config.eval_every is deprecated (removed in 0.3); this run uses "
-          "config.eval_steps='every:4' instead.") in result.stderr
   assert "config.model.num_heads=3 must divide config.model.embed_size=16" in result.stderr
   assert "config.noise_var=0" in result.stderr
   assert "config.head='cauchy' is not a head; valid: gaussian, mog, point" in result.stderr

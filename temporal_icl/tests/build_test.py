@@ -84,10 +84,10 @@ def evaluate_build(text):
       targets[name] = dict(kind=kind, srcs=list(srcs), deps=list(deps), **kwargs)
     return record
 
-  def glob(patterns, exclude=()):
+  def glob(patterns, exclude=()):  # files only, as Bazel's glob
     return sorted(os.path.relpath(p, REPO) for pattern in patterns
                   for p in globlib.glob(os.path.join(REPO, pattern), recursive=True)
-                  if os.path.relpath(p, REPO) not in exclude)
+                  if os.path.isfile(p) and os.path.relpath(p, REPO) not in exclude)
 
   namespace = dict(load=lambda label, *symbols: loads.append((label, symbols)),
                    package=lambda **k: None, glob=glob,
@@ -216,7 +216,7 @@ def test_the_checker_catches_a_missing_and_an_unknown_dep():
   targets["export"]["deps"].append(":no_such_target")
   assert sorted(dependency_problems(targets)) == [
       "export depends on unknown :no_such_target",
-      "train (temporal_icl/train.py) imports temporal_icl/experiment.py but lacks "
+      "train (temporal_icl/training/train.py) imports temporal_icl/core/experiment.py but lacks "
       ":experiment"]
 
 
@@ -280,9 +280,9 @@ def test_the_third_party_checker_catches_missing_and_unmapped_imports(tmp_path):
   assert sorted(third_party_problems(targets)) == sorted([
       f"extra ({script}) imports yaml, which IMPORT_TO_REQUIREMENT does not map to a "
       "distribution",  # and xmanager, optional here, is not reported
-      "experiment (temporal_icl/experiment.py) imports optax but no "
+      "experiment (temporal_icl/core/experiment.py) imports optax but no "
       "requirement(\"optax\") is among its deps",
-      "train (temporal_icl/train.py) imports optax but no requirement(\"optax\") is "
+      "train (temporal_icl/training/train.py) imports optax but no requirement(\"optax\") is "
       "among its deps"])
 
 

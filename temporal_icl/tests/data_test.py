@@ -1,10 +1,10 @@
-"""Tests for temporal_icl.data: the sampling distribution and device-count invariance."""
+"""Tests for temporal_icl.core.data: the sampling distribution and device-count invariance."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from temporal_icl import data
+from temporal_icl.core import data
 
 
 def test_shapes_and_linear_model():

@@ -1,4 +1,4 @@
-"""Tests for temporal_icl.datasets.iclr_eval: the stored evaluation sets.
+"""Tests for temporal_icl.core.datasets.iclr_eval: the stored evaluation sets.
 
 One custom set is built once for the module (D=4, K=16, 512 sequences, seed 1:
 the shipped d4_k16 shapes with another seed, so eager JAX compiles the sampler's
@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from temporal_icl import data
-from temporal_icl.datasets import iclr_eval
+from temporal_icl.core import data
+from temporal_icl.core.datasets import iclr_eval
 
 D, K, NOISE_VAR, SIZE, SEED = 4, 16, 0.25, 512, 1
 

@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import experiment
-from temporal_icl import train
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import experiment
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import train
 
 EXPLODES_AT = 20  # the first Adam update with an infinite rate: step 20 -> 21
 

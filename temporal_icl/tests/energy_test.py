@@ -1,4 +1,5 @@
-"""Tests for temporal_icl.energy: energy distance, OLS task estimates, priors."""
+"""Energy distance (temporal_icl.measurements.methods.energy), and the OLS task estimates and
+reference priors of temporal_icl.measurements.methods.predictive."""
 
 import os
 import re
@@ -11,7 +12,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from temporal_icl import energy
+from temporal_icl.measurements.methods import energy
+from temporal_icl.measurements.methods import predictive
 
 
 def _brute_terms(a, b):
@@ -181,7 +183,7 @@ def test_ols_recovers_task_without_noise(K):
   xs = jax.random.normal(kx, (S, K, D))
   ts = jax.random.normal(kt, (S, D))
   ys = jnp.einsum("skd,sd->sk", xs, ts)
-  estimate = energy.ols_fit(xs, ys)
+  estimate = predictive.ols_fit(xs, ys)
   assert estimate.shape == (S, D)
   # An SVD solve is backward stable: the float32 error is a small multiple of
   # cond(X)·eps·‖t‖ (≤ 3× here; the square K = D systems reach cond ≈ 1e3 at
@@ -205,7 +207,7 @@ def test_ols_matches_numpy_lstsq_with_noise():
   xs = jax.random.normal(kx, (S, K, D))
   ts = jax.random.normal(kt, (S, D))
   ys = jnp.einsum("skd,sd->sk", xs, ts) + 0.5 * jax.random.normal(ke, (S, K))
-  estimate = energy.ols_fit(xs, ys)
+  estimate = predictive.ols_fit(xs, ys)
   np.testing.assert_allclose(estimate, _numpy_lstsq(xs, ys), atol=1e-5)
   assert np.abs(np.asarray(estimate) - np.asarray(ts)).max() > 1e-2  # Noise mattered.
 
@@ -218,7 +220,7 @@ def test_ols_minimum_norm_when_k_below_d():
   xs = jax.random.normal(kx, (S, K, D))
   ts = jax.random.normal(kt, (S, D))
   ys = jnp.einsum("skd,sd->sk", xs, ts)
-  estimate = np.asarray(energy.ols_fit(xs, ys), np.float64)
+  estimate = np.asarray(predictive.ols_fit(xs, ys), np.float64)
   np.testing.assert_allclose(estimate, _numpy_lstsq(xs, ys), atol=1e-5)
   np.testing.assert_allclose(
       np.einsum("skd,sd->sk", np.asarray(xs), estimate), ys, atol=1e-5)
@@ -237,7 +239,7 @@ def test_ols_rank_deficient_splits_weight_between_equal_columns():
   xs = xs.at[:, :, 1].set(xs[:, :, 0])
   ts = jax.random.normal(kt, (S, D))
   ys = jnp.einsum("skd,sd->sk", xs, ts)
-  estimate = np.asarray(energy.ols_fit(xs, ys))
+  estimate = np.asarray(predictive.ols_fit(xs, ys))
   half = (np.asarray(ts[:, 0]) + np.asarray(ts[:, 1])) / 2
   np.testing.assert_allclose(estimate[:, 0], half, atol=1e-4)
   np.testing.assert_allclose(estimate[:, 1], half, atol=1e-4)
@@ -245,7 +247,7 @@ def test_ols_rank_deficient_splits_weight_between_equal_columns():
 
 
 def test_ridge_prior_moments():
-  sample = energy.sample_ridge_prior(jax.random.PRNGKey(0), 20000, 3)
+  sample = predictive.sample_ridge_prior(jax.random.PRNGKey(0), 20000, 3)
   assert sample.shape == (20000, 3)
   # SE of the mean is 1/sqrt(20000) ≈ 0.007; of the covariance ≈ 0.01.
   np.testing.assert_allclose(sample.mean(0), 0.0, atol=0.035)
@@ -254,7 +256,7 @@ def test_ridge_prior_moments():
 
 def test_dmmse_prior_draws_uniformly_from_task_set():
   tasks = jax.random.normal(jax.random.PRNGKey(1), (4, 3))
-  sample = energy.sample_dmmse_prior(jax.random.PRNGKey(2), tasks, 8000)
+  sample = predictive.sample_dmmse_prior(jax.random.PRNGKey(2), tasks, 8000)
   assert sample.shape == (8000, 3)
   distance = np.abs(np.asarray(sample)[:, None] - np.asarray(tasks)[None]).sum(-1)
   np.testing.assert_array_equal(distance.min(1), 0.0)
@@ -266,9 +268,9 @@ def test_dmmse_prior_draws_uniformly_from_task_set():
 _TWO_DEVICE_FITS = """
 import jax, numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
-from temporal_icl import energy
+from temporal_icl.measurements.methods import predictive
 mesh = Mesh(np.asarray(jax.devices()), ("d",))
-fit = jax.jit(jax.shard_map(energy.ols_fit, mesh=mesh, in_specs=(P("d"), P("d")),
+fit = jax.jit(jax.shard_map(predictive.ols_fit, mesh=mesh, in_specs=(P("d"), P("d")),
                             out_specs=P("d")))
 xs = jax.random.normal(jax.random.PRNGKey(0), (5000, 16, 8))
 for _ in range(40):

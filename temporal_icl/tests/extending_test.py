@@ -15,11 +15,11 @@ import numpy as np
 from scipy import stats
 
 from examples import laplace_head
-from temporal_icl import export
-from temporal_icl import heads
-from temporal_icl import schedules
-from temporal_icl import validation
+from temporal_icl.analysis import export
+from temporal_icl.core import heads
+from temporal_icl.core import schedules
 from temporal_icl.tests import binary
+from temporal_icl.training import validation
 from configs import base
 
 

@@ -7,18 +7,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import energy
-from temporal_icl import experiment
-from temporal_icl import export
-from temporal_icl import groups
-from temporal_icl import snapshots as snapshots_lib
-from temporal_icl import sweeps
-from temporal_icl import train
-from temporal_icl import validation
-from temporal_icl import workdir as workdir_lib
-from temporal_icl.schedules import mala
+from temporal_icl.analysis import export
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import experiment
+from temporal_icl.core.schedules import mala
+from temporal_icl.launching import sweeps
+from temporal_icl.measurements.methods import predictive
+from temporal_icl.measurements.methods import snapshot_file as snapshots_lib
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import groups
+from temporal_icl.training import train
+from temporal_icl.training import validation
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)  # "within 1e-5": relative, or absolute near 0
 PADDED = 1024  # the largest M of the phase sweep (configs/mala.py), beside M = 1 … 512
@@ -210,7 +210,7 @@ def test_the_launcher_groups_compatible_points_in_sweep_order(tmp_path):
   config = tmp_path / "sweep_config.py"
   config.write_text(
       "from temporal_icl.tests import tiny_config\n"
-      "from temporal_icl import sweeps\n"
+      "from temporal_icl.launching import sweeps\n"
       "get_config = tiny_config.get_config\n"
       "def get_sweep():\n"
       "  return sweeps.chain(sweeps.product(M=[1, 2, 3], seed=[0, 1]),\n"
@@ -261,9 +261,9 @@ def _padded_tasks(M, D=3, fill=1e3):
 def test_the_dmmse_prior_of_a_padded_task_set_draws_only_the_runs_own_tasks(M):
   tasks, padded = _padded_tasks(M)
   key, n = jax.random.PRNGKey(2), 3000
-  sample = np.asarray(energy.sample_dmmse_prior(key, padded, n, M))
+  sample = np.asarray(predictive.sample_dmmse_prior(key, padded, n, M))
   # Exact: the draws a solo run makes from its unpadded set.
-  np.testing.assert_array_equal(sample, energy.sample_dmmse_prior(key, tasks, n))
+  np.testing.assert_array_equal(sample, predictive.sample_dmmse_prior(key, tasks, n))
   # Statistical: every draw is one of the M tasks, each drawn about n/M times.
   distance = np.abs(sample[:, None] - np.asarray(tasks)[None]).sum(-1)  # [n, M]
   np.testing.assert_array_equal(distance.min(1), 0.0)
@@ -271,7 +271,7 @@ def test_the_dmmse_prior_of_a_padded_task_set_draws_only_the_runs_own_tasks(M):
   sd = np.sqrt(n * (1 / M) * (1 - 1 / M))  # binomial; 0 for M = 1
   np.testing.assert_allclose(counts, n / M, atol=5 * sd)
   # As a group traces it: vmapped over the runs, M a traced int32 per run.
-  drawn = jax.vmap(lambda t, m: energy.sample_dmmse_prior(key, t, n, m))(
+  drawn = jax.vmap(lambda t, m: predictive.sample_dmmse_prior(key, t, n, m))(
       jnp.stack([padded, padded]), jnp.asarray([M, PADDED], jnp.int32))
   np.testing.assert_array_equal(drawn[0], sample)
   assert np.any(np.asarray(drawn[1]) == 1e3)  # the other run's M does reach the padding

@@ -7,7 +7,7 @@ import pytest
 from scipy import special
 from scipy import stats
 
-from temporal_icl import heads
+from temporal_icl.core import heads
 
 NOISE_VAR = 0.25
 

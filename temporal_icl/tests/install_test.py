@@ -17,9 +17,9 @@ import ml_collections
 import pytest
 
 import configs
-from temporal_icl import experiment
-from temporal_icl import validation
+from temporal_icl.core import experiment
 from temporal_icl.tests import binary
+from temporal_icl.training import validation
 
 REPO = binary.REPO
 # The tiny config's sizes (tiny_config.py), as flags on the installed configs/mala.py;

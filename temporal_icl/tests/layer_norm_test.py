@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import layer_norm
+from temporal_icl.core import layer_norm
 
 
 def _apply(make, x, seed=0):

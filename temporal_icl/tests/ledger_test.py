@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from temporal_icl import ledger
-from temporal_icl import sweeps
+from temporal_icl.launching import ledger
+from temporal_icl.launching import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = "temporal_icl/tests/tiny_config.py"

@@ -1,4 +1,4 @@
-"""Tests for temporal_icl.llc: the SGLD local learning coefficient estimator.
+"""Tests for temporal_icl.measurements.methods.sgld: the SGLD local learning coefficient estimator.
 
 Models (loss = half mean squared error, x ~ N(0, I), n = 10 000 examples):
   regular:  y = w·x + noise, w ∈ R^d, w* = least squares      λ = d/2
@@ -24,11 +24,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from temporal_icl import llc
+from temporal_icl.measurements.methods import sgld as sgld_lib
 
 N = 10_000
 NOISE_STD = 0.1
-SGLD = llc.SGLDConfig(epsilon=2e-3, localization=1.0, num_chains=8, num_burnin_steps=200,
+SGLD = sgld_lib.SGLDConfig(epsilon=2e-3, localization=1.0, num_chains=8, num_burnin_steps=200,
                       num_draws=1800, batch_size=256)
 
 
@@ -54,7 +54,7 @@ def _linear_problem(d, seed):
 
 @functools.lru_cache(maxsize=None)
 def _linear_estimator():
-  return llc.make_llc_estimator(_linear_loss, SGLD)
+  return sgld_lib.make_llc_estimator(_linear_loss, SGLD)
 
 
 @functools.lru_cache(maxsize=None)
@@ -124,13 +124,13 @@ def test_quadratic_loss_matches_the_exact_sgld_process():
   mean within 2.7 standard errors.
   """
   nbeta, gamma, epsilon, burnin, draws, chains = 40.0, 2.0, 0.03, 5, 45, 4000
-  sgld = llc.SGLDConfig(epsilon=epsilon, localization=gamma, nbeta=nbeta,
+  sgld = sgld_lib.SGLDConfig(epsilon=epsilon, localization=gamma, nbeta=nbeta,
                         num_chains=chains, num_burnin_steps=burnin, num_draws=draws,
                         batch_size=16)
   params_star = {"a": jnp.asarray(_QUADRATIC_W_STAR[:2], jnp.float32),
                  "b": jnp.asarray(_QUADRATIC_W_STAR[2], jnp.float32)}
   dataset = {"c": jnp.full((100,), _QUADRATIC_FLOOR, jnp.float32)}
-  result = jax.device_get(llc.make_llc_estimator(_quadratic_loss, sgld)(
+  result = jax.device_get(sgld_lib.make_llc_estimator(_quadratic_loss, sgld)(
       params_star, dataset, jax.random.PRNGKey(0)))
   mean_q, sd_q, lam, sd = _exact_sgld_moments(_QUADRATIC_H, nbeta, gamma, epsilon, burnin,
                                               draws)
@@ -173,7 +173,8 @@ def test_singular_model_has_lower_coefficient_than_regular():
   kx, ke = jax.random.split(jax.random.PRNGKey(7))
   dataset = {"x": jax.random.normal(kx, (N, 1)), "y": NOISE_STD * jax.random.normal(ke, (N,))}
   params_star = {"a": jnp.zeros(()), "b": jnp.zeros(())}
-  result = llc.make_llc_estimator(_product_loss, SGLD)(params_star, dataset, jax.random.PRNGKey(3))
+  result = sgld_lib.make_llc_estimator(_product_loss, SGLD)(params_star, dataset,
+                                                            jax.random.PRNGKey(3))
   singular = float(result.mean)
   exact = _product_posterior_value(dataset, SGLD.effective_nbeta, SGLD.localization)
   assert singular < 0.8, singular
@@ -212,9 +213,9 @@ def test_partial_epochs_determinism_and_chunked_loss():
   dataset, _, w_star = _linear_problem(3, seed=11)
   dataset = jax.tree.map(lambda leaf: leaf[:1000], dataset)
   params = {"linear": {"w": w_star}}
-  sgld = llc.SGLDConfig(epsilon=1e-3, localization=1.0, num_chains=3, num_burnin_steps=5,
+  sgld = sgld_lib.SGLDConfig(epsilon=1e-3, localization=1.0, num_chains=3, num_burnin_steps=5,
                         num_draws=45, batch_size=64)  # 15 batches per epoch.
-  estimate = llc.make_llc_estimator(_linear_loss, sgld)
+  estimate = sgld_lib.make_llc_estimator(_linear_loss, sgld)
   first = estimate(params, dataset, jax.random.PRNGKey(0))
   again = estimate(params, dataset, jax.random.PRNGKey(0))
   other = estimate(params, dataset, jax.random.PRNGKey(1))
@@ -226,7 +227,7 @@ def test_partial_epochs_determinism_and_chunked_loss():
   # Chunked L_n (15 chunks of 64 + 40) equals the whole-dataset loss.
   whole = _linear_loss(params, dataset)
   np.testing.assert_allclose(float(first.init_loss), float(whole), rtol=1e-5)
-  np.testing.assert_allclose(float(llc.full_loss(_linear_loss, params, dataset, 1000)),
+  np.testing.assert_allclose(float(sgld_lib.full_loss(_linear_loss, params, dataset, 1000)),
                              float(whole), rtol=1e-5)
   # per_chain is nβ · (post-burn-in mean − L_n(w*)).
   expected = sgld.effective_nbeta * (np.mean(first.loss_traces[:, 5:], axis=1) - first.init_loss)
@@ -241,16 +242,16 @@ def test_partial_epochs_determinism_and_chunked_loss():
 
 
 def test_default_nbeta_and_from_config():
-  assert llc.SGLDConfig(batch_size=256).effective_nbeta == pytest.approx(256 / np.log(256))
-  assert llc.SGLDConfig(nbeta=10.0).effective_nbeta == 10.0
+  assert sgld_lib.SGLDConfig(batch_size=256).effective_nbeta == pytest.approx(256 / np.log(256))
+  assert sgld_lib.SGLDConfig(nbeta=10.0).effective_nbeta == 10.0
   cfg = ml_collections.ConfigDict()
   cfg.llc = ml_collections.ConfigDict(dict(epsilon=3e-4, localization=10.0, num_chains=2,
                                            num_draws=50, num_burnin_steps=10, batch_size=32))
-  sgld = llc.SGLDConfig.from_config(cfg.llc)
-  assert sgld == llc.SGLDConfig(epsilon=3e-4, localization=10.0, nbeta=None, num_chains=2,
+  sgld = sgld_lib.SGLDConfig.from_config(cfg.llc)
+  assert sgld == sgld_lib.SGLDConfig(epsilon=3e-4, localization=10.0, nbeta=None, num_chains=2,
                                 num_draws=50, num_burnin_steps=10, batch_size=32)
   with pytest.raises(ValueError, match="unknown fields"):
-    llc.SGLDConfig.from_config(ml_collections.ConfigDict(dict(epsilom=1e-3)))
+    sgld_lib.SGLDConfig.from_config(ml_collections.ConfigDict(dict(epsilom=1e-3)))
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -267,7 +268,7 @@ def test_default_nbeta_and_from_config():
 ])
 def test_bad_config_raises(kwargs, match):
   with pytest.raises(ValueError, match=match):
-    llc.SGLDConfig(**kwargs)
+    sgld_lib.SGLDConfig(**kwargs)
 
 
 def test_burn_in_steps_come_before_the_draws():
@@ -276,23 +277,23 @@ def test_burn_in_steps_come_before_the_draws():
   params = {"linear": {"w": w_star}}
   key = jax.random.PRNGKey(3)
   common = dict(epsilon=1e-3, localization=1.0, num_chains=2, batch_size=64)
-  burned = llc.make_llc_estimator(_linear_loss, llc.SGLDConfig(
+  burned = sgld_lib.make_llc_estimator(_linear_loss, sgld_lib.SGLDConfig(
       num_burnin_steps=7, num_draws=13, **common))(params, dataset, key)
-  plain = llc.make_llc_estimator(_linear_loss, llc.SGLDConfig(
+  plain = sgld_lib.make_llc_estimator(_linear_loss, sgld_lib.SGLDConfig(
       num_burnin_steps=0, num_draws=20, **common))(params, dataset, key)
   assert burned.loss_traces.shape == (2, 20)
   np.testing.assert_array_equal(burned.loss_traces, plain.loss_traces)  # the same chains
   expected = burned.init_loss + np.mean(plain.loss_traces[:, 7:], axis=1) - plain.init_loss
-  np.testing.assert_allclose(burned.per_chain / llc.SGLDConfig(**common).effective_nbeta,
+  np.testing.assert_allclose(burned.per_chain / sgld_lib.SGLDConfig(**common).effective_nbeta,
                              expected - burned.init_loss, rtol=1e-5, atol=1e-7)
 
 
 def test_gamma_zero_and_batch_of_one_with_explicit_nbeta_are_valid():
   """The rules config validation now takes from SGLDConfig (they used to disagree)."""
-  assert llc.SGLDConfig.problems_of(dict(localization=0.0)) == []
-  assert llc.SGLDConfig.problems_of(dict(batch_size=1, nbeta=5.0)) == []
+  assert sgld_lib.SGLDConfig.problems_of(dict(localization=0.0)) == []
+  assert sgld_lib.SGLDConfig.problems_of(dict(batch_size=1, nbeta=5.0)) == []
   from configs import base  # pylint: disable=g-import-not-at-top
-  from temporal_icl import validation  # pylint: disable=g-import-not-at-top
+  from temporal_icl.training import validation  # pylint: disable=g-import-not-at-top
   c = base.get_config()
   c.llc_steps = "log:4"
   c.llc.localization, c.llc.batch_size, c.llc.nbeta = 0.0, 1, 5.0
@@ -304,7 +305,8 @@ def test_gamma_zero_and_batch_of_one_with_explicit_nbeta_are_valid():
 
 
 def test_bad_dataset_raises():
-  estimate = llc.make_llc_estimator(_linear_loss, llc.SGLDConfig(batch_size=64, num_draws=2))
+  estimate = sgld_lib.make_llc_estimator(_linear_loss,
+                                         sgld_lib.SGLDConfig(batch_size=64, num_draws=2))
   params = {"linear": {"w": jnp.zeros(2)}}
   with pytest.raises(ValueError, match="exceeds the dataset size"):
     estimate(params, {"x": jnp.zeros((10, 2)), "y": jnp.zeros(10)}, jax.random.PRNGKey(0))
@@ -313,4 +315,4 @@ def test_bad_dataset_raises():
   with pytest.raises(ValueError, match="scalar"):
     estimate(params, {"x": jnp.zeros((100, 2)), "y": jnp.zeros(())}, jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="SGLDConfig"):
-    llc.make_llc_estimator(_linear_loss, dict(epsilon=1e-3))
+    sgld_lib.make_llc_estimator(_linear_loss, dict(epsilon=1e-3))

@@ -1,9 +1,9 @@
 """The paper's quantities, by value: every metric against an independent computation.
 
 Each reference here is float64 NumPy written from the definitions (README "The
-science", evaluation.py's docstring), never from temporal_icl.baselines or
-temporal_icl.evaluation.  It is fed the very sequences the code under test saw and
-the network's own raw outputs on them:
+science", error_metrics.py's docstring), never from temporal_icl.core.baselines or
+temporal_icl.measurements.methods.error_metrics.  It is fed the very sequences the code
+under test saw and the network's own raw outputs on them:
 
   ridge   posterior mean of t under N(0, I_D) given the pairs j < k:
           Σ = (I + XᵀX/σ²)⁻¹, μ = Σ Xᵀy/σ², prediction x_k·μ (0 at k = 0);
@@ -11,7 +11,7 @@ the network's own raw outputs on them:
           task set: weights ∝ exp(−Σ_{j<k} (y_j − x_j·t_m)² / 2σ²), prediction
           Σ_m π_m x_k·t_m;
   errors  Σ_{b,k} (p_bk − y_bk)² / (B K): the package's errors are plain MSEs
-          against the noisy y, *not* divided by D (evaluation.py, README
+          against the noisy y, *not* divided by D (error_metrics.py, README
           "Outputs": "MSE");
   Δ_X     Σ_{b, k<L} (ŷ_bk − p_bk)² / (B L D) with p predictor X's prediction,
           L = delta_prompt_length; the tail Δ over k ≥ k0 = delta_tail_start,
@@ -46,17 +46,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import data
-from temporal_icl import evaluation
-from temporal_icl import experiment
+from temporal_icl.core import data
+from temporal_icl.core import experiment
+from temporal_icl.core.schedules import mala
 from temporal_icl import measurements
-from temporal_icl import prior
 from temporal_icl.measurements import energy_distance as energy_measurement
+from temporal_icl.measurements.methods import error_metrics
+from temporal_icl.measurements.methods import predictive
 from temporal_icl.measurements import prior_snapshots
-from temporal_icl.schedules import mala
-from temporal_icl.tests import tiny_config
 from temporal_icl.tests.bayes_reference import dmmse_reference
 from temporal_icl.tests.bayes_reference import ridge_reference
+from temporal_icl.tests import tiny_config
 
 RTOL = 1e-4
 STEPS = 5  # training steps the evaluated state has taken (the MALA task set moved)
@@ -250,7 +250,7 @@ def _reference_split(c, raw, xs, ys, tasks):
 
 
 def _reference(c, recorder, batches, tasks):
-  """The reference of every train_ / test_ metric of evaluation.evaluate."""
+  """The reference of every train_ / test_ metric of error_metrics.evaluate."""
   expected = {}
   for split, (xs, ys) in zip(("train", "test"), batches):
     expected.update({f"{split}_{k}": v for k, v in _reference_split(
@@ -277,7 +277,7 @@ def test_split_metrics_match_the_definitions(tail_start):
   rng = np.random.default_rng(0)
   B, K, D, L = 5, 6, 2, 3
   mean, ys, ridge, dmmse = rng.normal(size=(4, B, K)).astype(np.float32)
-  got = evaluation.split_metrics(mean, ys, ridge, dmmse, D=D, prompt_length=L,
+  got = error_metrics.split_metrics(mean, ys, ridge, dmmse, D=D, prompt_length=L,
                                  tail_start=tail_start)
   _assert_metrics(got, metrics_reference(mean, ys, ridge, dmmse, D=D, L=L,
                                          tail_start=tail_start))
@@ -308,7 +308,7 @@ def test_evaluate_matches_the_reference(head, task_set, monkeypatch):
     num_tasks = None
   batches = (_numpy_batch(rng, c, tasks), _numpy_batch(rng, c, tasks[:0]))
   recorder = _Recorder(monkeypatch, exp)
-  got = jax.jit(lambda p, t, train, test: evaluation.evaluate(
+  got = jax.jit(lambda p, t, train, test: error_metrics.evaluate(
       recorder.experiment, p, t, train, test, num_tasks))(state.params, prior, *batches)
   _assert_metrics(got, _reference(c, recorder, batches, tasks))
 
@@ -349,7 +349,7 @@ def test_evaluation_measurement_matches_the_reference(monkeypatch):
 def _without_rollouts(monkeypatch, samples):
   """PMC samples without rollouts: the sampler returns `samples` [S, D].  The
   rollouts are prior_test's; here they would only add seconds of compiling."""
-  monkeypatch.setattr(prior, "make_prior_sampler",
+  monkeypatch.setattr(predictive, "make_prior_sampler",
                       lambda config, num_samples, num_pairs: lambda params, key: samples)
 
 

@@ -11,12 +11,12 @@ import pytest
 
 from configs import base
 from configs import demo
-from temporal_icl import experiment
-from temporal_icl import groups
-from temporal_icl import microbatch
-from temporal_icl import train
+from temporal_icl.core import experiment
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import groups
+from temporal_icl.training import microbatch
+from temporal_icl.training import train
 
 
 def tiny_batch(batch_size=8):
@@ -137,8 +137,10 @@ def test_a_group_of_two_runs_takes_microbatched_steps_as_each_run_alone():
 _TWO_DEVICES = """
 import os
 import jax, numpy as np
-from temporal_icl import experiment, microbatch, train
+from temporal_icl.core import experiment
 from temporal_icl.tests import microbatch_test
+from temporal_icl.training import microbatch
+from temporal_icl.training import train
 config = microbatch_test._runs(batch_size=1024)[:1]
 exp = experiment.build(config[0])
 mesh = train.make_mesh()
@@ -186,8 +188,9 @@ _DEVICE_COUNTS = """
 import os
 import jax, numpy as np
 from jax.sharding import Mesh
-from temporal_icl import experiment, train
+from temporal_icl.core import experiment
 from temporal_icl.tests import microbatch_test
+from temporal_icl.training import train
 config = microbatch_test._runs()[:1]
 exp = experiment.build(config[0])
 saved = {}

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import data
-from temporal_icl import model
+from temporal_icl.core import data
+from temporal_icl.core import model
 from temporal_icl.tests import tiny_config
 
 PAPER_GIN = "configs/model/paper.gin"

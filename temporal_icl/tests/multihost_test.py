@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from temporal_icl import multihost
 from temporal_icl.tests import binary
+from temporal_icl.training import multihost
 
 REPO, TINY = binary.REPO, binary.TINY
 

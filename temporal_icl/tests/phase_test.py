@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from temporal_icl import phase
+from temporal_icl.analysis import phase
 
 GRID = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 

@@ -8,12 +8,12 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 from configs import prior_tracking
-from temporal_icl import experiment
-from temporal_icl import export
-from temporal_icl import prior
-from temporal_icl import snapshots
-from temporal_icl import train
+from temporal_icl.analysis import export
+from temporal_icl.core import experiment
+from temporal_icl.measurements.methods import predictive
+from temporal_icl.measurements.methods import snapshot_file
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import train
 
 
 @pytest.fixture(autouse=True)
@@ -42,42 +42,42 @@ def test_cached_sampler_equals_full_recompute(head, with_prompt):
   params = _params(c)
   prompt = (jnp.array([[0.5, -1.0], [2.0, 0.3]]), jnp.array([1.0, -0.4])) \
       if with_prompt else None
-  key, net = jax.random.PRNGKey(7), prior.network(c)
-  cached = jax.jit(lambda p: prior.rollout(p, net, key, 9, 4, prompt))(params)
-  full = jax.jit(lambda p: prior.rollout_full_recompute(p, net, key, 9, 4, prompt))(params)
+  key, net = jax.random.PRNGKey(7), predictive.network(c)
+  cached = jax.jit(lambda p: predictive.rollout(p, net, key, 9, 4, prompt))(params)
+  full = jax.jit(lambda p: predictive.rollout_full_recompute(p, net, key, 9, 4, prompt))(params)
   np.testing.assert_array_equal(cached[0], full[0])
   np.testing.assert_allclose(cached[1], full[1], rtol=1e-5, atol=1e-5)
   # The samples are random (not, say, the predictive mean): different keys differ.
-  other = prior.rollout(params, net, jax.random.PRNGKey(8), 9, 4, prompt)
+  other = predictive.rollout(params, net, jax.random.PRNGKey(8), 9, 4, prompt)
   assert np.abs(np.asarray(other[1]) - np.asarray(cached[1])).max() > 1e-2
 
 
 def test_rollout_depends_on_the_prompt():
   c = _config()
   params = _params(c)
-  key, net = jax.random.PRNGKey(0), prior.network(c)
-  a = prior.rollout(params, net, key, 5, 3, (jnp.ones((1, 2)), jnp.array([3.0])))
-  b = prior.rollout(params, net, key, 5, 3, (jnp.ones((1, 2)), jnp.array([-3.0])))
+  key, net = jax.random.PRNGKey(0), predictive.network(c)
+  a = predictive.rollout(params, net, key, 5, 3, (jnp.ones((1, 2)), jnp.array([3.0])))
+  b = predictive.rollout(params, net, key, 5, 3, (jnp.ones((1, 2)), jnp.array([-3.0])))
   assert np.abs(np.asarray(a[1]) - np.asarray(b[1])).max() > 1e-4
 
 
 def test_point_head_and_overlong_rollouts_are_refused():
   with pytest.raises(ValueError, match="needs a probabilistic head"):
-    prior.make_prior_sampler(_config("point"), 10, 3)
+    predictive.make_prior_sampler(_config("point"), 10, 3)
   c = _config()
   with pytest.raises(ValueError, match="exceeds the model's context of K=6"):
-    prior.rollout(_params(c), prior.network(c), jax.random.PRNGKey(0), 2, 7)
+    predictive.rollout(_params(c), predictive.network(c), jax.random.PRNGKey(0), 2, 7)
 
 
 def test_a_built_sampler_keeps_its_network_whatever_gin_holds_later():
   c = _config()
   params, key = _params(c), jax.random.PRNGKey(1)
-  reference = prior.make_prior_sampler(c, 8, 6)(params, key)
-  sample = prior.make_prior_sampler(c, 8, 6)  # built under paper.gin, not yet traced
+  reference = predictive.make_prior_sampler(c, 8, 6)(params, key)
+  sample = predictive.make_prior_sampler(c, 8, 6)  # built under paper.gin, not yet traced
   with gin.unlock_config():
     gin.bind_parameter("activation.name", "tanh")  # would change a network built now
   kept = sample(params, key)  # traced only now, while gin says tanh
-  changed = prior.make_prior_sampler(c, 8, 6)(params, key)
+  changed = predictive.make_prior_sampler(c, 8, 6)(params, key)
   np.testing.assert_array_equal(kept, reference)
   assert np.abs(np.asarray(changed) - np.asarray(kept)).max() > 1e-3
 
@@ -85,7 +85,7 @@ def test_a_built_sampler_keeps_its_network_whatever_gin_holds_later():
 def test_prior_sampler_batches_give_one_ols_task_per_rollout():
   c = _config()
   params = _params(c)
-  sample = prior.make_prior_sampler(c, 10, 6, batch_size=4)  # 3 batches, last cut
+  sample = predictive.make_prior_sampler(c, 10, 6, batch_size=4)  # 3 batches, last cut
   tasks = sample(params, jax.random.PRNGKey(1))
   assert tasks.shape == (10, 2) and np.all(np.isfinite(tasks))
   assert len(np.unique(np.asarray(tasks), axis=0)) == 10
@@ -94,9 +94,9 @@ def test_prior_sampler_batches_give_one_ols_task_per_rollout():
 def test_snapshot_steps():
   c = prior_tracking.get_config("equispaced")
   c.snapshot_steps, c.dense_snapshot_period, c.dense_snapshot_window = "every:10", 3, 7
-  assert snapshots.snapshot_steps(c, 35, [12]) == {0, 10, 20, 30, 35, 12, 15, 18}
+  assert snapshot_file.snapshot_steps(c, 35, [12]) == {0, 10, 20, 30, 35, 12, 15, 18}
   c.dense_step_start, c.dense_step_end = 21, 26
-  assert snapshots.snapshot_steps(c, 35, [12]) == {0, 10, 20, 30, 35, 21, 24}
+  assert snapshot_file.snapshot_steps(c, 35, [12]) == {0, 10, 20, 30, 35, 21, 24}
 
 
 def _tracking_config():

@@ -2,7 +2,7 @@
 
 `testdata/reference_model_vectors.npz` is a copy of the spec's vectors: the seed
 implementation's initial weights at a small size, for each head, with its
-outputs on fixed inputs (layout: `temporal_icl/convert.py`).
+outputs on fixed inputs (layout: `temporal_icl/analysis/convert.py`).
 """
 
 import os
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from temporal_icl import convert
-from temporal_icl import heads
-from temporal_icl import model
+from temporal_icl.analysis import convert
+from temporal_icl.core import heads
+from temporal_icl.core import model
 from temporal_icl.tests import tiny_config
 
 PAPER_GIN = "configs/model/paper.gin"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from temporal_icl import schedules
-from temporal_icl.schedules import dirichlet
-from temporal_icl.schedules import mala
+from temporal_icl.core import schedules
+from temporal_icl.core.schedules import dirichlet
+from temporal_icl.core.schedules import mala
 
 
 def _config(**kw):

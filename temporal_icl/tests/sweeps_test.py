@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from temporal_icl import sweeps
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.launching import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = "temporal_icl/tests/tiny_config.py"
@@ -57,7 +57,7 @@ def test_paper_grids():
 
 
 def test_every_sweep_point_is_a_valid_config():
-  from temporal_icl import validation  # pylint: disable=g-import-not-at-top
+  from temporal_icl.training import validation  # pylint: disable=g-import-not-at-top
   import importlib  # pylint: disable=g-import-not-at-top
   for name in ("mala", "resample", "replication", "laptop_replication", "laptop_strength",
                "laptop_constant_lr"):
@@ -170,7 +170,7 @@ def xm_launch_json(code, cwd):
   """json.loads of what `code` prints, run with xm_launch imported as xm_launch (in a
   subprocess: its flags would clash with local_launch's in this one)."""
   prelude = ("import json, sys; sys.path.insert(0, sys.argv[1]); import xm_launch; "
-             "from temporal_icl import sweeps; ")
+             "from temporal_icl.launching import sweeps; ")
   result = subprocess.run([sys.executable, "-c", prelude + code, os.path.join(REPO, "launch")],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]

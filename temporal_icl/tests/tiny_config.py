@@ -4,7 +4,7 @@
 """
 
 from configs import base
-from temporal_icl import sweeps
+from temporal_icl.launching import sweeps
 
 
 def get_config():

@@ -9,14 +9,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from temporal_icl import experiment
-from temporal_icl import export
-from temporal_icl import groups
-from temporal_icl import train
-from temporal_icl import validation
-from temporal_icl import workdir as workdir_lib
+from temporal_icl.analysis import export
+from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import experiment
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
+from temporal_icl.training import groups
+from temporal_icl.training import train
+from temporal_icl.training import validation
 
 REPO, TINY = binary.REPO, binary.TINY
 run_main, science_history = binary.run_main, binary.science_history
@@ -261,7 +261,7 @@ def test_gin_mistakes_are_one_sentence_and_write_nothing(tmp_path, overrides, ex
 
 def test_a_second_run_on_a_live_workdir_is_refused_and_a_stale_lock_cleared(tmp_path):
   import socket  # pylint: disable=g-import-not-at-top
-  from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from temporal_icl.common import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = tiny_config.get_config()
   lock = tmp_path / workdir_lib.LOCK_FILE
   tmp_path.mkdir(exist_ok=True)
@@ -280,7 +280,7 @@ def test_a_second_run_on_a_live_workdir_is_refused_and_a_stale_lock_cleared(tmp_
 
 
 def test_the_latest_checkpoints_are_kept_and_every_trajectory_state(tmp_path):
-  from temporal_icl import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  from temporal_icl.common import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   config = tiny_config.get_config()
   config.checkpoint_steps, config.trajectory_steps = "every:8", "every:8"
   train.train_and_evaluate(config, str(tmp_path))

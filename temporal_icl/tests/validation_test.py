@@ -3,7 +3,7 @@
 import pytest
 
 from configs import base
-from temporal_icl import validation
+from temporal_icl.training import validation
 
 
 def _config(**overrides):
