@@ -11,8 +11,11 @@ at step 24 of 48 with checkpoints at 16 and 24 (368 kB):
 
 (train_and_evaluate is what `python -m temporal_icl.main` runs for one config.)
 Resumed by today's code it must finish with finite metrics and equal an
-uninterrupted run of the same config, with train_test's resume tolerance: the
-same final state bit for bit and the same metric history.
+uninterrupted run of the same config.  Not bit for bit, as train_test's resume is:
+the fixture's first 24 steps were taken on one CPU kind (AVX2) and may be rounded
+otherwise on another (AVX-512); a restore that dropped or misplaced any part of the
+state (parameters, Adam's moments, the task set, the step) differs by far more than
+rounding.
 """
 
 import math
@@ -45,6 +48,12 @@ def test_a_workdir_written_before_the_layers_resumes_to_an_uninterrupted_run(tmp
   assert values and all(math.isfinite(v) for v in values)
 
   whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
-  for a, b in zip(leaves(whole), leaves(resumed)):
-    np.testing.assert_array_equal(a, b)
-  assert history == binary.science_history(tmp_path / "whole")
+  whole_leaves, resumed_leaves = leaves(whole), leaves(resumed)
+  assert len(whole_leaves) == len(resumed_leaves)
+  for a, b in zip(whole_leaves, resumed_leaves):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+  want = binary.science_history(tmp_path / "whole")
+  assert [sorted(row) for row in history] == [sorted(row) for row in want]
+  for got_row, want_row in zip(history, want):
+    for tag, value in want_row.items():
+      np.testing.assert_allclose(got_row[tag], value, rtol=1e-3, atol=1e-5, err_msg=tag)
