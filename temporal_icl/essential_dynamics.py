@@ -32,6 +32,7 @@ import numpy as np
 from temporal_icl import baselines
 from temporal_icl import cli
 from temporal_icl import data
+from temporal_icl import evaluation
 from temporal_icl import experiment
 from temporal_icl import workdir as workdir_lib
 
@@ -67,8 +68,7 @@ def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
     state = workdir_lib.restore(manager, step, like)
     rows.append(np.asarray(predict(state.params)))
   tasks = experiment.training_tasks(exp, state.schedule)
-  dmmse = (baselines.ridge(xs, ys, config.noise_var) if data.is_infinite_set(tasks)
-           else baselines.dmmse(xs, ys, tasks, config.noise_var))
+  _, dmmse = evaluation.baselines_of(xs, ys, tasks, config.noise_var)
   return {"steps": np.asarray(steps), "rows": np.stack(rows),
           "dmmse": np.asarray(dmmse).reshape(-1)}
 
