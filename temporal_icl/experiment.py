@@ -47,7 +47,9 @@ class RunData(NamedTuple):
 def run_data(config: ml_collections.ConfigDict) -> RunData:
   """The RunData of the run `config` describes."""
   M = 0 if data.is_infinite(config.M) else config.M
-  return RunData(keys={name: stream_key(config.seed, name) for name in streams.STREAMS},
+  keys = {name: stream_key(config.seed, name)
+          for name in streams.names(config.get("measurements", ()))}
+  return RunData(keys=keys,
                  learning_rate=jnp.asarray(config.learning_rate, jnp.float32),
                  num_tasks=jnp.asarray(M, jnp.int32))
 
