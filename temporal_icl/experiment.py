@@ -26,6 +26,7 @@ from temporal_icl import model as model_lib
 from temporal_icl import schedules
 from temporal_icl import streams
 from temporal_icl import validation
+from temporal_icl.measurements import metric_names as names
 
 stream_key = streams.key
 
@@ -113,6 +114,21 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
 def training_tasks(exp: Experiment, schedule_state) -> jax.Array:
   """The current task set [M, D] ([0, D] for M = ∞; in a group, padded past M)."""
   return exp.schedule.current_tasks(schedule_state)
+
+
+def step_metrics(exp: Experiment, state: TrainState, run: RunData,
+                 loss=jnp.nan) -> Dict[str, jax.Array]:
+  """What the training step reports of the state it reached (pure; for one run).
+
+  train_loss: the step's loss (NaN for the state before any step); lr: the rate at
+  the step count reached, the next update's (the rate the evaluation has always
+  written at its steps); and the schedule's own metrics (schedules.metrics, e.g.
+  mala/acceptance_rate), computed once here instead of again in the evaluation.
+  """
+  metrics = {names.TRAIN_LOSS: jnp.asarray(loss, jnp.float32),
+             names.LR: exp.learning_rate(run.learning_rate)(state.step)}
+  metrics.update(schedules.metrics(exp.schedule, state.schedule, run.num_tasks))
+  return metrics
 
 
 def training_batch(exp: Experiment, run: RunData, schedule_state, step, *,
