@@ -136,7 +136,7 @@ def steps_per_sec(config, num_steps: int, with_eval: bool = True):
   run = jax.device_put(groups.stack([experiment.run_data(config)]), sharding)
   multi_step = train.make_multi_step(exp, mesh, 1)
   evaluate = jax.jit(measurements.module("evaluation").build(measurements.Context(
-      config, exp, [measurements.RunContext(config, "", None, 0, None)], True, None)).compute)
+      config, exp, [measurements.RunContext(config, "", 0, None)], True, None)).compute)
   chunk = min(eval_period(config), num_steps)
   with_eval = with_eval and num_steps >= eval_period(config)
 
@@ -145,7 +145,7 @@ def steps_per_sec(config, num_steps: int, with_eval: bool = True):
     state, _, last = multi_step(state, run, jnp.asarray(chunk, jnp.int32), jnp.zeros((1,)))
     if evaluated:
       jax.block_until_ready(evaluate(state.step[0], groups.take(state, 0),
-                                     groups.take(run, 0), last[0]))
+                                     groups.take(run, 0), groups.take(last, 0)))
     jax.block_until_ready(state)
     return state, chunk / (time.perf_counter() - t0)
 

@@ -34,6 +34,7 @@ from temporal_icl.common import workdir as workdir_lib
 from temporal_icl.core import baselines
 from temporal_icl.core import data
 from temporal_icl.core import experiment
+from temporal_icl.measurements.methods import error_metrics
 
 
 def probe_set(D: int, K: int, noise_var: float, size: int, seed: int = 0):
@@ -67,8 +68,7 @@ def run_trajectory(workdir: str, xs, ys) -> Dict[str, np.ndarray]:
     state = workdir_lib.restore(manager, step, like)
     rows.append(np.asarray(predict(state.params)))
   tasks = experiment.training_tasks(exp, state.schedule)
-  dmmse = (baselines.ridge(xs, ys, config.noise_var) if data.is_infinite_set(tasks)
-           else baselines.dmmse(xs, ys, tasks, config.noise_var))
+  _, dmmse = error_metrics.baselines_of(xs, ys, tasks, config.noise_var)
   return {"steps": np.asarray(steps), "rows": np.stack(rows),
           "dmmse": np.asarray(dmmse).reshape(-1)}
 

@@ -20,15 +20,11 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
 from temporal_icl.common import cli
+from temporal_icl.common import metric_names as names
 from temporal_icl.common import workdir as workdir_lib
 
 # The metric names the reference's JSON carries (besides step / lr / timestamp).
-SPEC_METRICS = tuple(
-    f"{split}_{kind}"
-    for split in ("train", "test")
-    for kind in ("error_model", "error_ridge", "error_dmmse", "delta_dmmse",
-                 "delta_ridge", "nll_model", "delta_tail_dmmse", "delta_tail_ridge")
-) + ("energy_dist/prior/dmmse", "energy_dist/prior/ridge")
+SPEC_METRICS = names.SPEC_METRICS
 
 Series = Dict[int, Tuple[float, float]]  # step -> (wall_time, value)
 
@@ -74,10 +70,10 @@ def to_reference_json(workdir: str) -> dict:
       row = rows[step]
       row[tag] = value
       row["timestamp"] = max(row.get("timestamp", 0.0), wall_time)
-  lr = scalars.get("lr", {})
+  lr = scalars.get(names.LR, {})
   stats = []
   for step in sorted(rows):
-    row = {"step": step, "lr": lr[step][1] if step in lr else None}
+    row = {"step": step, names.LR: lr[step][1] if step in lr else None}
     row.update(rows[step])
     stats.append(row)
   times = [t for series in scalars.values() for t, _ in series.values()]

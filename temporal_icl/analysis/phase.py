@@ -40,12 +40,15 @@ import numpy as np
 from temporal_icl.analysis import export
 from temporal_icl.analysis import plots
 from temporal_icl.common import cli
+from temporal_icl.common import metric_names as names
 from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import data
 
-SPLITS = ("train", "test")
-_METRICS = [f"{split}_{kind}" for split in SPLITS
-            for kind in ("delta_dmmse", "delta_ridge", "error_model", "error_ridge",
-                         "error_dmmse")]
+SPLITS = names.SPLITS
+_METRICS = [names.on(split, kind) for split in SPLITS
+            for kind in (names.delta(names.DMMSE), names.delta(names.RIDGE),
+                         names.error(names.MODEL), names.error(names.RIDGE),
+                         names.error(names.DMMSE))]
 COLUMNS = ["M", "schedule", "gamma", "R", "seed", "step"] + _METRICS
 _INTEGER_COLUMNS = ("M", "R", "seed", "step")
 RESAMPLING_SCHEDULES = ("dirichlet", "equispaced")  # their strength is R, not γ
@@ -138,7 +141,8 @@ def strength_axis(rows: Sequence[Dict[str, float]]) -> str:
 
 def ratio(row: Dict[str, float], split: str) -> float:
   """r = Δ_dMMSE / Δ_Ridge on `split` tasks (> 1: nearer ridge)."""
-  return row[f"{split}_delta_dmmse"] / row[f"{split}_delta_ridge"]
+  return (row[names.on(split, names.delta(names.DMMSE))]
+          / row[names.on(split, names.delta(names.RIDGE))])
 
 
 def thresholds(rows: Sequence[Dict[str, float]], split: str = "test"
@@ -147,7 +151,7 @@ def thresholds(rows: Sequence[Dict[str, float]], split: str = "test"
   axis = strength_axis(rows)
   curves = collections.defaultdict(list)
   for row in rows:
-    if row["M"] > 0:  # M = -1 (∞) is not on the log2 M axis
+    if not data.is_infinite(row["M"]):  # M = ∞ is not on the log2 M axis
       curves[(row[axis], row["seed"])].append((row["M"], ratio(row, split)))
   return {key: threshold(*zip(*points)) for key, points in sorted(curves.items())}
 
@@ -201,7 +205,7 @@ def markdown_table(rows: Sequence[Dict[str, float]], split: str = "test") -> str
 def plot_heat_map(rows: Sequence[Dict[str, float]], path: str,
                   split: str = "test") -> Optional[str]:
   """M × s coloured by log10 r (mean over seeds), each seed's M*(s) drawn over it."""
-  finite = [r for r in rows if r["M"] > 0]
+  finite = [r for r in rows if not data.is_infinite(r["M"])]
   if not finite:
     return None
   axis = strength_axis(finite)

@@ -31,11 +31,13 @@ import numpy as np
 
 from temporal_icl.analysis import export
 from temporal_icl.common import cli
+from temporal_icl.common import metric_names as names
 from temporal_icl.common import workdir as workdir_lib
+from temporal_icl.core import data
 from temporal_icl.core import schedules
 from temporal_icl.measurements.methods import snapshot_file as snapshots_lib
 
-_COLORS = {"model": "C0", "ridge": "C1", "dmmse": "C2"}
+_COLORS = {names.MODEL: "C0", names.RIDGE: "C1", names.DMMSE: "C2"}
 
 
 def _series(scalars, tag):
@@ -67,25 +69,25 @@ def run_title(config: Optional[Dict]) -> str:
   """'M=8, γ=0.01: ' for a figure title ('' without a config)."""
   if not config:
     return ""
-  M = "∞" if config["M"] == -1 else config["M"]
+  M = "∞" if data.is_infinite(config["M"]) else config["M"]
   return f"M={M}, {schedules.label(config)}: "
 
 
 def plot_losses(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
-  if "train_error_model" not in scalars:
+  if names.on("train", names.error(names.MODEL)) not in scalars:
     return None
   fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
   nll = bool(config) and config.get("head", "point") != "point"
-  for ax, split in zip(axes, ("train", "test")):
-    for who in ("model", "ridge", "dmmse"):
-      s = _series(scalars, f"{split}_error_{who}")
+  for ax, split in zip(axes, names.SPLITS):
+    for who in (names.MODEL, names.RIDGE, names.DMMSE):
+      s = _series(scalars, names.on(split, names.error(who)))
       if s is not None:
-        ax.plot(*s, label=who, color=_COLORS[who], lw=1.5 if who == "model" else 1)
-    _positive_log_axes(ax, _series(scalars, f"{split}_error_model")[0])
-    if split == "train" and "train_loss" in scalars:
+        ax.plot(*s, label=who, color=_COLORS[who], lw=1.5 if who == names.MODEL else 1)
+    _positive_log_axes(ax, _series(scalars, names.on(split, names.error(names.MODEL)))[0])
+    if split == "train" and names.TRAIN_LOSS in scalars:
       # The training loss is an MSE only for the point head; an NLL gets its own axis.
       target = ax.twinx() if nll else ax
-      target.plot(*_series(scalars, "train_loss"), label="training loss", color="0.6",
+      target.plot(*_series(scalars, names.TRAIN_LOSS), label="training loss", color="0.6",
                   lw=0.8)
       if nll:
         target.set_ylabel("training loss (NLL)", color="0.4")
@@ -97,16 +99,17 @@ def plot_losses(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
 
 
 def plot_deltas(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
-  if "train_delta_dmmse" not in scalars:
+  first = names.on("train", names.delta(names.DMMSE))
+  if first not in scalars:
     return None
   fig, ax = plt.subplots(figsize=(6, 4))
-  for split, style in (("train", "-"), ("test", "--")):
-    for who in ("dmmse", "ridge"):
-      s = _series(scalars, f"{split}_delta_{who}")
+  for split, style in zip(names.SPLITS, ("-", "--")):
+    for who in (names.DMMSE, names.RIDGE):
+      s = _series(scalars, names.on(split, names.delta(who)))
       if s is not None:
-        label = f"Δ_PT,{'dMMSE' if who == 'dmmse' else 'Ridge'} ({split})"
+        label = f"Δ_PT,{'dMMSE' if who == names.DMMSE else 'Ridge'} ({split})"
         ax.plot(*s, style, color=_COLORS[who], label=label)
-  _positive_log_axes(ax, _series(scalars, "train_delta_dmmse")[0])
+  _positive_log_axes(ax, _series(scalars, first)[0])
   ax.set(xlabel="step", ylabel="Δ_PT (per dimension)",
          title=f"{run_title(config)}distance to each Bayes predictor")
   ax.legend(fontsize=8)
@@ -114,28 +117,28 @@ def plot_deltas(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
 
 
 def plot_energy(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
-  if "energy_dist/prior/ridge" not in scalars:
+  if names.energy_dist(names.RIDGE) not in scalars:
     return None
   fig, ax = plt.subplots(figsize=(6, 4))
-  for who, label in (("ridge", "to N(0, I) (ridge prior)"),
-                     ("dmmse", "to the task set (dMMSE prior)")):
-    s = _series(scalars, f"energy_dist/prior/{who}")
+  for who, label in ((names.RIDGE, "to N(0, I) (ridge prior)"),
+                     (names.DMMSE, "to the task set (dMMSE prior)")):
+    s = _series(scalars, names.energy_dist(who))
     if s is not None:
       ax.plot(*s, "o-", ms=3, color=_COLORS[who], label=label)
-  _step_axis(ax, _series(scalars, "energy_dist/prior/ridge")[0])
+  _step_axis(ax, _series(scalars, names.energy_dist(names.RIDGE))[0])
   ax.set(xlabel="step", ylabel="energy distance", title=f"{run_title(config)}implicit prior")
   ax.legend(fontsize=8)
   return finish(fig, path)
 
 
 def plot_llc(scalars, path, config: Optional[Dict] = None) -> Optional[str]:
-  if "llc/mean" not in scalars:
+  if names.LLC_MEAN not in scalars:
     return None
-  steps, mean = _series(scalars, "llc/mean")
+  steps, mean = _series(scalars, names.LLC_MEAN)
   fig, ax = plt.subplots(figsize=(6, 4))
   ax.plot(steps, mean, "o-", ms=3, color="C3", label="λ̂ (mean over chains)")
-  if "llc/std" in scalars:
-    _, std = _series(scalars, "llc/std")
+  if names.LLC_STD in scalars:
+    _, std = _series(scalars, names.LLC_STD)
     ax.fill_between(steps, mean - std, mean + std, color="C3", alpha=0.25, label="± std")
   _step_axis(ax, steps)
   ax.set(xlabel="step", ylabel="local learning coefficient",
@@ -199,8 +202,8 @@ def final_metrics(workdir: str, split: str = "train") -> Optional[Dict[str, floa
   config = workdir_lib.read_config(workdir)
   scalars = export.read_scalars(workdir)
   out = {"config": config}
-  for who in ("dmmse", "ridge"):
-    tag = f"{split}_delta_{who}"
+  for who in (names.DMMSE, names.RIDGE):
+    tag = names.on(split, names.delta(who))
     if tag not in scalars:
       return None
     steps, values = export.scalar_array(scalars[tag])
@@ -260,14 +263,14 @@ def summary_markdown(workdirs: Sequence[str]) -> str:
       ridge_wins = int(np.sum(tr[:, 1] < tr[:, 0]))
       nearer = (f"ridge {ridge_wins}/{len(tr)}" if 2 * ridge_wins > len(tr)
                 else f"dMMSE {len(tr) - ridge_wins}/{len(tr)}")
-      lines.append(f"| {'∞' if M == -1 else M} | {label} | {len(tr)} | {fmt(tr[:, 0])} | "
+      lines.append(f"| {'∞' if data.is_infinite(M) else M} | {label} | {len(tr)} | {fmt(tr[:, 0])} | "
                    f"{fmt(tr[:, 1])} | {fmt(te[:, 0])} | {fmt(te[:, 1])} | {nearer} | "
                    f"{ratios(tr[:, 1], tr[:, 0])} | {ratios(te[:, 0], te[:, 1])} |")
   return "\n".join(lines)
 
 
 def _m_position(M):
-  return np.inf if M == -1 else M
+  return np.inf if data.is_infinite(M) else M
 
 
 def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
@@ -276,14 +279,14 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
   if not table:
     return None
   fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-  finite = sorted({M for rows in table.values() for M in rows if M != -1})
+  finite = sorted({M for rows in table.values() for M in rows if not data.is_infinite(M)})
   infinite_x = (finite[-1] * 4) if finite else 1
   order = sorted(table, key=lambda label: (label != "stationary", label))
   for i, label in enumerate(order):
     Ms = sorted(table[label], key=_m_position)
     # Lines share M values: offset each a little (×1.06 per line) so none hides another.
     offset = 1.06 ** (i - (len(order) - 1) / 2)
-    xs = [(infinite_x if M == -1 else M) * offset for M in Ms]
+    xs = [(infinite_x if data.is_infinite(M) else M) * offset for M in Ms]
     values = [np.asarray(table[label][M]) for M in Ms]  # [seeds, 2]
     columns = (lambda v: v[:, 0], lambda v: v[:, 1], lambda v: v[:, 0] - v[:, 1])
     for ax, column in zip(axes, columns):
@@ -295,7 +298,7 @@ def plot_phase_diagram(workdirs: Sequence[str], path: str, split: str = "train"
             "Δ_PT,dMMSE − Δ_PT,Ridge (> 0: ridge-like)")
   for ax, title in zip(axes, titles):
     ax.set_xscale("log", base=2)
-    if finite and any(-1 in rows for rows in table.values()):
+    if finite and any(data.is_infinite(M) for rows in table.values() for M in rows):
       ticks = finite + [infinite_x]
       ax.set_xticks(ticks, [str(m) for m in finite] + ["∞"])
     ax.set(xlabel="task diversity M", title=f"{title}\n({split} tasks)")

@@ -7,7 +7,7 @@ A plain name ('mala') is a module of the given package; a dotted name
 import importlib
 import pkgutil
 import types
-from typing import List, Optional
+from typing import Any, List, Optional
 
 
 def public_modules(package: types.ModuleType) -> List[str]:
@@ -23,3 +23,13 @@ def find(package: types.ModuleType, name: str) -> Optional[types.ModuleType]:
     return importlib.import_module(name if "." in name else f"{package.__name__}.{name}")
   except ImportError:
     return None
+
+
+def part(module: types.ModuleType, name: str, default: Any = None) -> Any:
+  """The module's part `name` (a function or constant of its contract), or `default`
+  where the module leaves an optional part out.
+
+  The one place where a plug-in module (schedule, head, measurement, sweep config)
+  is looked into: each contract names its parts and their defaults and asks here.
+  """
+  return vars(module).get(name, default)

@@ -38,6 +38,13 @@ def is_infinite_set(tasks: jax.Array) -> bool:
   return tasks.shape[0] == 0
 
 
+def dmmse_is_ridge(tasks: jax.Array) -> bool:
+  """True for M = ∞ (the empty task set): the dMMSE prior is then the ridge prior
+  N(0, I_D), so dMMSE predicts as ridge and its prior samples are ridge's.  The one
+  place this is said; baselines and priors ask here."""
+  return is_infinite_set(tasks)
+
+
 def sample_task_set(key: jax.Array, M: int, D: int) -> jax.Array:
   """Draws M tasks i.i.d. from N(0, I_D).  Returns tasks [M, D]."""
   return jax.random.normal(key, (M, D))

@@ -23,6 +23,7 @@ import ml_collections
 import optax
 
 from temporal_icl.common import errors
+from temporal_icl.common import metric_names as names
 from temporal_icl.core import data
 from temporal_icl.core import heads
 from temporal_icl.core import model as model_lib
@@ -47,7 +48,9 @@ class RunData(NamedTuple):
 def run_data(config: ml_collections.ConfigDict) -> RunData:
   """The RunData of the run `config` describes."""
   M = 0 if data.is_infinite(config.M) else config.M
-  return RunData(keys={name: streams.key(config.seed, name) for name in streams.STREAMS},
+  keys = {name: streams.key(config.seed, name)
+          for name in streams.names(config.get("measurements", ()))}
+  return RunData(keys=keys,
                  learning_rate=jnp.asarray(config.learning_rate, jnp.float32),
                  num_tasks=jnp.asarray(M, jnp.int32))
 
@@ -110,6 +113,21 @@ def build(config: ml_collections.ConfigDict) -> Experiment:
 def training_tasks(exp: Experiment, schedule_state) -> jax.Array:
   """The current task set [M, D] ([0, D] for M = ∞; in a group, padded past M)."""
   return exp.schedule.current_tasks(schedule_state)
+
+
+def step_metrics(exp: Experiment, state: TrainState, run: RunData,
+                 loss=jnp.nan) -> Dict[str, jax.Array]:
+  """What the training step reports of the state it reached (pure; for one run).
+
+  train_loss: the step's loss (NaN for the state before any step); lr: the rate at
+  the step count reached, the next update's (the rate the evaluation has always
+  written at its steps); and the schedule's own metrics (schedules.metrics, e.g.
+  mala/acceptance_rate), computed once here instead of again in the evaluation.
+  """
+  metrics = {names.TRAIN_LOSS: jnp.asarray(loss, jnp.float32),
+             names.LR: exp.learning_rate(run.learning_rate)(state.step)}
+  metrics.update(schedules.metrics(exp.schedule, state.schedule, run.num_tasks))
+  return metrics
 
 
 def training_batch(exp: Experiment, run: RunData, schedule_state, step, *,

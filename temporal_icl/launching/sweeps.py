@@ -22,6 +22,8 @@ import itertools
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from temporal_icl.common import registry
+
 Overrides = Dict[str, Any]
 
 
@@ -125,7 +127,7 @@ def load_sweep(config_path: str) -> List[Overrides]:
   """The `get_sweep()` of a config file (its part before any ':' argument)."""
   path = config_path.split(":")[0]
   module = _config_module(config_path)
-  if not hasattr(module, "get_sweep"):
+  if registry.part(module, "get_sweep") is None:
     raise ValueError(f"{path} defines no get_sweep(); sweepable configs: "
                      "configs/mala.py, configs/resample.py, configs/replication.py, "
                      "configs/laptop_replication.py.")

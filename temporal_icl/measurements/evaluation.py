@@ -2,16 +2,19 @@
 
 Train-task metrics use the batch of the last step trained (step − 1), test-task
 metrics a held-out set: fresh N(0, I_D) tasks from the run's seed, or the TFDS
-set `config.eval_dataset`.  Also writes the learning rate of the step, `lr`, and
-what the schedule reports of itself (its `metrics(state, num_tasks)`, e.g. MALA's
-acceptance rate).
+set `config.eval_dataset`.  Also passes on what the training step reported of
+the step reached (train.step_metrics): the learning rate `lr` and what the
+schedule reports of itself (e.g. MALA's acceptance rate), so that they are
+written at the evaluation's steps.
 """
 
 import functools
 
 import jax.numpy as jnp
 
+from temporal_icl import measurements
 from temporal_icl.common import errors
+from temporal_icl.common import metric_names as names
 from temporal_icl.common import step_specs
 from temporal_icl.core import experiment
 from temporal_icl.measurements.methods import error_metrics
@@ -42,31 +45,25 @@ def _load(name, data_dir, K, D):
   return xs, ys
 
 
-class Evaluation:
+class Evaluation(measurements.Measurement):
   name = "eval"
+  steps_field = "eval_steps"
 
   def __init__(self, context):
-    c, self._exp = context.config, context.experiment
-    self._writers = [run.writer for run in context.runs]
-    self.steps = [set(step_specs.parse(c.eval_steps, c.num_steps))] * len(context.runs)
-    fixed = eval_dataset(c)  # the same held-out set for every run, when given
+    super().__init__(context)
+    self._exp = context.experiment
+    fixed = eval_dataset(context.config)  # the same held-out set for every run, when given
     self._fixed = None if fixed is None else tuple(jnp.asarray(a, jnp.float32) for a in fixed)
 
-  def compute(self, step, state, run, last_loss):
-    del last_loss
+  def compute(self, step, state, run, train):
     exp = self._exp
     tasks = experiment.training_tasks(exp, state.schedule)
-    train = experiment.training_batch(exp, run, state.schedule, jnp.maximum(step - 1, 0))
+    batch = experiment.training_batch(exp, run, state.schedule, jnp.maximum(step - 1, 0))
     test = (self._fixed if self._fixed is not None
             else error_metrics.test_batch(exp.config, run.keys["test_set"]))
-    metrics = error_metrics.evaluate(exp, state.params, tasks, train, test, run.num_tasks)
-    metrics["lr"] = exp.learning_rate(run.learning_rate)(step)
-    if hasattr(exp.schedule, "metrics"):
-      metrics.update(exp.schedule.metrics(state.schedule, run.num_tasks))
+    metrics = error_metrics.evaluate(exp, state.params, tasks, batch, test, run.num_tasks)
+    metrics.update({k: v for k, v in train.items() if k != names.TRAIN_LOSS})
     return metrics
-
-  def write(self, step, index, outputs):
-    self._writers[index].write_scalars(step, {k: float(v) for k, v in outputs.items()})
 
 
 def problems(config):
@@ -79,6 +76,4 @@ def problems(config):
   return found
 
 
-def build(context):
-  c = context.config
-  return Evaluation(context) if step_specs.parse(c.eval_steps, c.num_steps) else None
+build = measurements.when_on(Evaluation)

@@ -10,7 +10,8 @@ schedule moves it).
 from absl import logging
 import jax
 
-from temporal_icl.common import step_specs
+from temporal_icl import measurements
+from temporal_icl.common import metric_names as names
 from temporal_icl.core import data
 from temporal_icl.core import experiment
 from temporal_icl.measurements.methods import sgld
@@ -21,15 +22,16 @@ def _sgld_fields(config) -> dict:
   return {k: v for k, v in config.llc.items() if k != "dataset_size"}
 
 
-class LocalLearningCoefficient:
+class LocalLearningCoefficient(measurements.Measurement):
   """SGLD estimates of the LLC at the current parameters."""
   name = "llc"
+  steps_field = "llc_steps"
 
   def __init__(self, context):
-    c, exp = self._config, self._exp = context.config, context.experiment
-    self._writers = [run.writer for run in context.runs]
-    self.steps = [set(step_specs.parse(c.llc_steps, c.num_steps))] * len(context.runs)
-    self.sgld = sgld.SGLDConfig.from_config(_sgld_fields(c))
+    super().__init__(context)
+    exp = self._exp = context.experiment
+    self._config = context.config
+    self.sgld = sgld.SGLDConfig.from_config(_sgld_fields(context.config))
     self._estimate = sgld.make_llc_estimator(lambda params, batch: exp.loss(params, *batch),
                                             self.sgld)
 
@@ -39,30 +41,27 @@ class LocalLearningCoefficient:
     return data.sample_sequences(run.keys["llc"], tasks, c.llc.dataset_size, c.K,
                                  c.noise_var, num_tasks=run.num_tasks)
 
-  def compute(self, step, state, run, last_loss):
-    del last_loss
+  def compute(self, step, state, run, train):
+    del train
     tasks = experiment.training_tasks(self._exp, state.schedule)
     result = self._estimate(state.params, self.dataset(tasks, run),
                             jax.random.fold_in(run.keys["llc"], step))
-    return {"llc/mean": result.mean, "llc/std": result.std,
-            "llc/loss_below_init_fraction": result.loss_below_init_fraction}
+    return {names.LLC_MEAN: result.mean, names.LLC_STD: result.std,
+            names.LLC_LOSS_BELOW_INIT_FRACTION: result.loss_below_init_fraction}
 
-  def write(self, step, index, outputs):
-    below = float(outputs["llc/loss_below_init_fraction"])
+  def save_artifacts(self, step, index, outputs):
+    """No file: a warning in the log when the estimate is not valid."""
+    below = float(outputs[names.LLC_LOSS_BELOW_INIT_FRACTION])
     if below > 0.5:
       logging.warning(
           "LLC at step %d: %.0f%% of the SGLD draws fell below the starting loss, so "
           "the parameters are not near a local minimum and this estimate is not valid "
           "(README 'Developmental analysis').", step, 100 * below)
-    self._writers[index].write_scalars(step, {k: float(v) for k, v in outputs.items()})
 
 
-def problems(config):
-  """The step spec, then SGLDConfig's own rules, then the dataset's."""
-  found = step_specs.problems("llc_steps", config.llc_steps, config.num_steps)
-  if found or not step_specs.parse(config.llc_steps, config.num_steps):
-    return found
-  found += [f"config.{p}" for p in sgld.SGLDConfig.problems_of(_sgld_fields(config))]
+def _problems_when_on(config):
+  """SGLDConfig's own rules, then the dataset's."""
+  found = [f"config.{p}" for p in sgld.SGLDConfig.problems_of(_sgld_fields(config))]
   size = config.llc.dataset_size
   if size < 1:
     found.append(f"config.llc.dataset_size={size} must be >= 1.")
@@ -72,7 +71,9 @@ def problems(config):
   return found
 
 
-def build(context):
-  if not step_specs.parse(context.config.llc_steps, context.config.num_steps):
-    return None
-  return LocalLearningCoefficient(context)
+def problems(config):
+  """The step spec, then SGLDConfig's own rules, then the dataset's."""
+  return measurements.spec_problems(config, "llc_steps", _problems_when_on)
+
+
+build = measurements.when_on(LocalLearningCoefficient)

@@ -11,21 +11,23 @@ Needs a probabilistic head.
 import jax
 import jax.numpy as jnp
 
-from temporal_icl.common import step_specs
+from temporal_icl import measurements
+from temporal_icl.common import metric_names as names
 from temporal_icl.common import workdir as workdir_lib
 from temporal_icl.core import data
 from temporal_icl.core import experiment
 from temporal_icl.core import heads
 from temporal_icl.measurements.methods import error_metrics
-from temporal_icl.measurements.methods import predictive
 from temporal_icl.measurements.methods import snapshot_file
 
 SNAPSHOT_BATCH_SIZE = 256  # sequences of the per-snapshot Δ_PT batch
 
 
-class PriorSnapshots:
+class PriorSnapshots(measurements.Measurement):
   """Takes prior-tracking snapshots and keeps snapshots.npz in step with checkpoints."""
   name = "snapshots"
+  steps_field = "snapshot_steps"
+  artifacts = ("steps", "losses", "tasks", "pr", "delta_dmmse", "delta_ridge")
 
   def __init__(self, context):
     c = self._config = context.config
@@ -34,18 +36,19 @@ class PriorSnapshots:
     self.files, self.steps, self._num_tasks = [], [], []
     for run in context.runs:
       resample_steps = (exp.schedule.resample_steps(run.initial_state.schedule)
-                        if getattr(exp.schedule, "RESAMPLES", False) else None)
+                        if exp.schedule.RESAMPLES else None)
       file = snapshot_file.SnapshotFile(run.workdir, workdir_lib.config_to_json(run.config),
-                                    resample_steps)
+                                        resample_steps)
       file.resume(run.start_step)
       self.files.append(file)
       self.steps.append(snapshot_file.snapshot_steps(
-          c, c.num_steps, () if resample_steps is None else resample_steps))
+          c, c.num_steps, () if resample_steps is None else resample_steps,
+          spec_steps=context.steps(self.steps_field)))
       self._num_tasks.append(
           experiment.training_tasks(exp, run.initial_state.schedule).shape[0])
-    self._sample = predictive.make_prior_sampler(c, c.num_pr_samples, c.pr_generation_steps)
+    self._sample = context.prior_sampler(c.num_pr_samples, c.pr_generation_steps)
 
-  def compute(self, step, state, run, last_loss):
+  def compute(self, step, state, run, train):
     c, exp = self._config, self._exp
     params, tasks = state.params, experiment.training_tasks(exp, state.schedule)
     sample_key, batch_key = jax.random.split(jax.random.fold_in(run.keys["snapshots"], step))
@@ -55,14 +58,16 @@ class PriorSnapshots:
     deltas = error_metrics.split_metrics(
         exp.head.mean(exp.model.apply(params, xs, ys)), ys, ridge, dmmse, D=c.D,
         prompt_length=c.delta_prompt_length, tail_start=None)
-    # Before any step (last_loss NaN), the loss of the first batch.
+    # Before any step (last loss NaN), the loss of the first batch.
+    last_loss = train[names.TRAIN_LOSS]
     first = exp.loss(params, *experiment.training_batch(exp, run, state.schedule, step))
     return {"steps": step, "losses": jnp.where(jnp.isnan(last_loss), first, last_loss),
             "tasks": tasks, "pr": self._sample(params, sample_key),
-            "delta_dmmse": deltas["delta_dmmse"], "delta_ridge": deltas["delta_ridge"]}
+            "delta_dmmse": deltas[names.delta(names.DMMSE)],
+            "delta_ridge": deltas[names.delta(names.RIDGE)]}
 
-  def write(self, step, index, outputs):
-    outputs["tasks"] = outputs["tasks"][:self._num_tasks[index]]  # the run's own M
+  def save_artifacts(self, step, index, outputs):
+    outputs = dict(outputs, tasks=outputs["tasks"][:self._num_tasks[index]])  # its own M
     self.files[index].add(**outputs)
 
   def on_checkpoint(self, step, index):
@@ -71,12 +76,9 @@ class PriorSnapshots:
       self.files[index].write()
 
 
-def problems(config):
+def _problems_when_on(config):
   c = config
-  found = step_specs.problems("snapshot_steps", c.snapshot_steps, c.num_steps)
-  if found or not step_specs.parse(c.snapshot_steps, c.num_steps):
-    return found
-  found += heads.sampling_problems(c, "snapshot_steps")
+  found = heads.sampling_problems(c, "snapshot_steps")
   if c.num_pr_samples < 1:
     found.append(f"config.num_pr_samples={c.num_pr_samples} must be >= 1.")
   if c.K > 0 and not 1 <= c.pr_generation_steps <= c.K:
@@ -98,6 +100,8 @@ def problems(config):
   return found
 
 
-def build(context):
-  c = context.config
-  return PriorSnapshots(context) if step_specs.parse(c.snapshot_steps, c.num_steps) else None
+def problems(config):
+  return measurements.spec_problems(config, "snapshot_steps", _problems_when_on)
+
+
+build = measurements.when_on(PriorSnapshots)

@@ -4,21 +4,22 @@ They are what essential dynamics (temporal_icl.analysis.essential_dynamics) and 
 LLC estimates read.
 """
 
+from temporal_icl import measurements
 from temporal_icl.common import step_specs
 from temporal_icl.common import workdir as workdir_lib
 
 
-class Trajectory:
+class Trajectory(measurements.Measurement):
   """Saves each run's state (nothing to compute)."""
   name = "trajectory"
+  steps_field = "trajectory_steps"
 
   def __init__(self, context):
-    c = context.config
-    self.steps = [set(step_specs.parse(c.trajectory_steps, c.num_steps))] * len(context.runs)
+    super().__init__(context)
     self._managers = [workdir_lib.trajectory_manager(run.workdir) for run in context.runs]
     self._state = context.run_state
 
-  def write(self, step, index, outputs):
+  def save_artifacts(self, step, index, outputs):
     del outputs
     workdir_lib.save(self._managers[index], step, self._state(index))
 
@@ -31,6 +32,4 @@ def problems(config):
   return step_specs.problems("trajectory_steps", config.trajectory_steps, config.num_steps)
 
 
-def build(context):
-  c = context.config
-  return Trajectory(context) if step_specs.parse(c.trajectory_steps, c.num_steps) else None
+build = measurements.when_on(Trajectory)

@@ -14,13 +14,17 @@ import jax
 import numpy as np
 from scipy import stats
 
+from configs import base
 from examples import laplace_head
+from examples import toy_config
 from temporal_icl.analysis import export
+from temporal_icl.core import experiment
 from temporal_icl.core import heads
 from temporal_icl.core import schedules
+from temporal_icl.core import streams
+from temporal_icl import measurements
 from temporal_icl.tests import binary
 from temporal_icl.training import validation
-from configs import base
 
 
 def test_toy_schedule_measurement_and_head_run_through_the_binary(tmp_path):
@@ -69,3 +73,31 @@ def test_unknown_schedule_and_measurement_are_one_sentence_each():
              for p in problems), problems
   assert ("config.head='no_such_head' is not a head; valid: gaussian, mog, point, or an "
           "importable module path.") in problems
+
+
+def test_a_scalar_measurement_is_a_compute_and_the_loop_writes_it():
+  """examples/task_sum.py holds no writer: its compute returns {'tasks/sum': x} and
+  the loop's write (measure_once writes as the loop does) puts x in the run's writer.
+  As an outside module it also has a random stream of its own."""
+  c = toy_config.get_config()
+  experiment.parse_gin(c)
+  exp = experiment.build(c)
+  state = experiment.init_state(exp, c)
+  written = []
+
+  class Writer:
+    def write_scalars(self, step, scalars):
+      written.append((step, scalars))
+
+    def write_histograms(self, step, histograms):
+      raise AssertionError(f"no histograms: {histograms}")
+
+  got = measurements.measure_once("examples.task_sum", c, exp, state, Writer())
+  want = float(np.sum(np.asarray(state.schedule.tasks)))
+  np.testing.assert_allclose(float(got["tasks/sum"]), want, rtol=1e-6)
+  assert [(s, list(v)) for s, v in written] == [(0, ["tasks/sum"])]
+  np.testing.assert_allclose(written[0][1]["tasks/sum"], want, rtol=1e-6)
+  keys = experiment.run_data(c).keys
+  own = np.asarray(keys["examples.task_sum"])
+  assert not any(np.array_equal(own, np.asarray(keys[s])) for s in streams.STREAMS)
+  np.testing.assert_array_equal(own, streams.key(c.seed, "examples.task_sum"))

@@ -340,7 +340,7 @@ def test_a_padded_run_with_every_measurement_equals_its_solo_run(tmp_path):
   prior of its energy distance and its snapshots' tasks all sit in arrays of 1024
   rows.  Slow: 233 s (222 CPU-seconds) on the 2-core machine with a cold compile
   cache, as each measurement compiles solo and vmapped, and those due at step 0
-  twice (their last_loss argument changes type after the first chunk)."""
+  twice (their train-metrics argument changed type after the first chunk)."""
   points = [dict(M=3, gamma=1.0, seed=0), dict(M=PADDED, gamma=0.01, seed=1,
                                                 learning_rate=1e-3)]
   names = names_of(points)

@@ -233,8 +233,13 @@ class _Recorder:
     return found[-1]
 
 
+def _train_metrics(loss):
+  """What the training step reports, as measurements get it (only the loss is read)."""
+  return {"train_loss": jnp.float32(loss)}
+
+
 def _context(c, exp, state, workdir):
-  run = measurements.RunContext(c, str(workdir), None, int(state.step), state)
+  run = measurements.RunContext(c, str(workdir), int(state.step), state)
   return measurements.Context(c, exp, [run], True, lambda i: state)
 
 
@@ -350,7 +355,7 @@ def _without_rollouts(monkeypatch, samples):
   """PMC samples without rollouts: the sampler returns `samples` [S, D].  The
   rollouts are prior_test's; here they would only add seconds of compiling."""
   monkeypatch.setattr(predictive, "make_prior_sampler",
-                      lambda config, num_samples, num_pairs: lambda params, key: samples)
+                      lambda config, num_samples, num_pairs, **kwargs: lambda params, key: samples)
 
 
 def test_prior_snapshot_deltas_and_losses(tmp_path, monkeypatch):
@@ -364,7 +369,7 @@ def test_prior_snapshot_deltas_and_losses(tmp_path, monkeypatch):
   snap = measurements.module("prior_snapshots").build(
       _context(c, recorder.experiment, initial, tmp_path))
   compute = jax.jit(snap.compute)
-  got = compute(jnp.int32(STEPS), state, run, jnp.float32(0.625))
+  got = compute(jnp.int32(STEPS), state, run, _train_metrics(0.625))
   tasks = np.asarray(state.schedule.tasks)
   batch = recorder.batch(prior_snapshots.SNAPSHOT_BATCH_SIZE)
   recorder.batch(c.batch_size)  # the first batch's loss, computed but not reported
@@ -384,7 +389,7 @@ def test_prior_snapshot_deltas_and_losses(tmp_path, monkeypatch):
   np.testing.assert_array_equal(got["tasks"], tasks)
   assert int(got["steps"]) == STEPS and float(got["losses"]) == 0.625  # the last loss
   # Before any step (no last loss yet): the loss of the first training batch.
-  first = compute(jnp.int32(0), initial, run, jnp.float32(jnp.nan))
+  first = compute(jnp.int32(0), initial, run, _train_metrics(jnp.nan))
   batch = recorder.batch(c.batch_size)
   np.testing.assert_array_equal(batch["tasks"], initial.schedule.tasks)
   np.testing.assert_array_equal(batch["key"], jax.random.fold_in(run.keys["data"], 0))
@@ -417,7 +422,7 @@ def test_energy_distances_in_the_loop(tmp_path, monkeypatch):
     return ridge, dmmse
 
   monkeypatch.setattr(energy_measurement, "reference_samples", recorded)
-  got = jax.jit(measurement.compute)(jnp.int32(STEPS), state, run, jnp.float32(0.0))
+  got = jax.jit(measurement.compute)(jnp.int32(STEPS), state, run, _train_metrics(0.0))
   jax.effects_barrier()
   (prior_tasks, ridge, dmmse), = seen
   np.testing.assert_array_equal(got["samples"], np.float32(samples))
@@ -498,13 +503,13 @@ def test_llc_in_the_loop(tmp_path, monkeypatch):
   measurement = measurements.module("llc").build(_context(c, exp, state, tmp_path))
   compute = jax.jit(measurement.compute)
   state = state._replace(params={"w": jnp.zeros((c.D,))})
-  compute(state.step, state, run, jnp.float32(jnp.nan))  # records the SGLD dataset
+  compute(state.step, state, run, _train_metrics(jnp.nan))  # records the SGLD dataset
   dataset = recorder.batch(c.llc.dataset_size)
   np.testing.assert_array_equal(dataset["tasks"], state.schedule.tasks)
   X, y = np.float64(dataset["xs"]).reshape(-1, c.D), np.float64(dataset["ys"]).reshape(-1)
   w_star = np.linalg.lstsq(X, y, rcond=None)[0]
   state = state._replace(params={"w": jnp.asarray(w_star, jnp.float32)})
-  got = compute(state.step, state, run, jnp.float32(jnp.nan))
+  got = compute(state.step, state, run, _train_metrics(jnp.nan))
   np.testing.assert_array_equal(recorder.batch(c.llc.dataset_size)["xs"], dataset["xs"])
   mean, chain_std = llc_expectation(2 * X.T @ X / len(y), sgld["nbeta"], sgld["localization"],
                                     sgld["epsilon"], sgld["num_burnin_steps"],

@@ -12,6 +12,7 @@ import pytest
 from temporal_icl.analysis import export
 from temporal_icl.common import workdir as workdir_lib
 from temporal_icl.core import experiment
+from temporal_icl.core.schedules import mala
 from temporal_icl.tests import binary
 from temporal_icl.tests import tiny_config
 from temporal_icl.training import groups
@@ -368,3 +369,22 @@ def test_a_finished_run_without_its_final_checkpoint_is_not_extended(tmp_path):
   with pytest.raises(workdir_lib.ResumeError, match="cannot be extended to 64"):
     train.train_and_evaluate(config, str(tmp_path))
   assert _tree(tmp_path) == before
+
+
+def test_the_step_returns_its_metrics_and_zero_steps_those_of_the_state():
+  """(state, metrics) as in flax's train_step: the loss, the rate at the step reached
+  and MALA's acceptance rate come out of the step (the evaluation passes them on)."""
+  config = tiny_config.get_config()
+  exp = experiment.build(config)
+  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
+  state = groups.stack([experiment.init_state(exp)])
+  run = groups.stack([experiment.run_data(config)])
+  state, _, before = multi_step(state, run, jnp.asarray(0, jnp.int32), jnp.zeros((1,)))
+  assert np.isnan(before["train_loss"][0]) and float(before["mala/acceptance_rate"][0]) == 0
+  state, sums, after = multi_step(state, run, jnp.asarray(3, jnp.int32), jnp.zeros((1,)))
+  one = groups.take(state, 0)
+  assert int(one.step) == 3 and np.isfinite(after["train_loss"][0])
+  assert float(after["lr"][0]) == float(exp.learning_rate()(3))
+  assert float(after["mala/acceptance_rate"][0]) == float(
+      mala.acceptance_rate(one.schedule, config.M))
+  assert float(after["mala/acceptance_rate"][0]) > 0

@@ -10,18 +10,27 @@ import numpy as np
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata
 
+from temporal_icl.common import metric_names as names
+
+
+def _tags(split: str, kind: str, whos) -> str:
+  """The regex of the tags {split}_{kind}_{who} for each of `whos`."""
+  return rf"^{split}_{kind}_({'|'.join(whos)})$"
+
 
 def layout() -> layout_pb2.Layout:
+  deltas, errors = (names.DMMSE, names.RIDGE), (names.MODEL, names.RIDGE, names.DMMSE)
+
   def chart(title, regex):
     return layout_pb2.Chart(title=title,
                             multiline=layout_pb2.MultilineChartContent(tag=[regex]))
   return layout_pb2.Layout(category=[layout_pb2.Category(
       title="memorisation or generalisation",
-      chart=[chart("Δ_PT on train tasks: dMMSE, Ridge", r"^train_delta_(dmmse|ridge)$"),
-             chart("Δ_PT on test tasks: dMMSE, Ridge", r"^test_delta_(dmmse|ridge)$"),
-             chart("test error: model, ridge, dMMSE", r"^test_error_(model|ridge|dmmse)$"),
+      chart=[chart("Δ_PT on train tasks: dMMSE, Ridge", _tags("train", names.DELTA, deltas)),
+             chart("Δ_PT on test tasks: dMMSE, Ridge", _tags("test", names.DELTA, deltas)),
+             chart("test error: model, ridge, dMMSE", _tags("test", names.ERROR, errors)),
              chart("train error: model, ridge, dMMSE",
-                   r"^train_error_(model|ridge|dmmse)$")])])
+                   _tags("train", names.ERROR, errors))])])
 
 
 def write(summary_writer) -> None:

@@ -15,9 +15,12 @@ beyond float rounding.
 
 Between two measurement steps the host dispatches a single call that runs the
 steps in a `lax.fori_loop` whose trip count is traced: one compile for all chunk
-lengths.  Measurements (temporal_icl.measurements) compute pure functions of a
-run's state, vmapped over the group; the loop writes each run's slice to that
-run's own writer and files.  Each run keeps its own workdir, with exactly the
+lengths.  The step returns (state, metrics) (experiment.step_metrics: loss, rate,
+the schedule's metrics); measurements (temporal_icl.measurements) are pure
+functions of a run's state that return metrics, vmapped over the group.  The loop
+(Trainer) is the only writer: at each measured step it writes the interval's mean
+loss and each measurement's outputs, each run's slice to that run's own writer
+(RunHandle), and hands host-side artefacts to the measurement's save_artifacts.  Each run keeps its own workdir, with exactly the
 files a solo run writes, and its own unpadded checkpoints, so a run trained in a
 group resumes alone and the other way round.  Faults are per run: a run whose
 loss or parameters stop being finite is marked DIVERGED and frozen (nothing of
@@ -27,12 +30,13 @@ off never changes a training trajectory.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import signal
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from absl import logging
 from clu import metric_writers
@@ -46,9 +50,11 @@ import ml_collections
 import numpy as np
 import optax
 
+from temporal_icl.common import metric_names
 from temporal_icl.common import step_specs
 from temporal_icl.common import workdir as workdir_lib
 from temporal_icl.core import experiment
+from temporal_icl.core import schedules
 from temporal_icl import measurements as measurements_lib
 from temporal_icl.measurements import evaluation as eval_measurement
 from temporal_icl.training import groups
@@ -83,7 +89,12 @@ def over_runs(fn: Callable, size: int) -> Callable:
 
 def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int,
                     microbatches: Optional[int] = None) -> Callable:
-  """Returns f(states, runs, num_steps, loss_sums) -> (states, loss_sums, last losses).
+  """Returns f(states, runs, num_steps, loss_sums) -> (states, loss_sums, metrics).
+
+  The metrics (experiment.step_metrics, each [N]) are the last step's, or with
+  num_steps = 0 those of the states as given (loss NaN), which the loop measures
+  step 0 with.  The loop writes the mean loss of an interval (loss_sums over its
+  steps) and takes the other metrics of its last step.
 
   states: the group's stacked TrainState [N, ...] (N = size); runs: its stacked
   RunData; num_steps: a traced int; loss_sums: float32 [N], to which each step's
@@ -115,16 +126,19 @@ def make_multi_step(exp: experiment.Experiment, mesh: Mesh, size: int,
     updates, opt_state = exp.optimizer(run.learning_rate).update(
         grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return experiment.TrainState(state.step + 1, params, opt_state, sched), loss
+    state = experiment.TrainState(state.step + 1, params, opt_state, sched)
+    return state, experiment.step_metrics(exp, state, run, loss)
 
   group_step = over_runs(one_step, size)
+  before_steps = over_runs(functools.partial(experiment.step_metrics, exp), size)
 
   def per_device(states, runs, num_steps, loss_sums):
     def body(_, carry):
       states, totals, _ = carry
-      states, losses = group_step(states, runs)
-      return states, totals + losses, losses
-    return lax.fori_loop(0, num_steps, body, (states, loss_sums, jnp.zeros_like(loss_sums)))
+      states, metrics = group_step(states, runs)
+      return states, totals + metrics[metric_names.TRAIN_LOSS], metrics
+    return lax.fori_loop(0, num_steps, body,
+                         (states, loss_sums, before_steps(states, runs)))
 
   # On one device nothing is averaged, so the values' device-varying type (which
   # only pmean makes replicated again) is not checked.
@@ -226,36 +240,14 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   """
   names = list(names) if names else [os.path.basename(os.path.normpath(w)) for w in workdirs]
   runs = [Run(n, c, w) for n, c, w in zip(names, configs, workdirs)]
-  problems = []
-  for run in runs:
-    prefix = f"{run.name}: " if len(runs) > 1 else ""
-    problems += [prefix + p for p in validation.find_problems(run.config, jax.device_count())]
-  problems += groups.problems([r.config for r in runs], names)
-  if problems:  # every check that can fail on a user mistake, before any workdir is touched
-    raise validation.ConfigError(problems)
+  _check(runs)
   c = runs[0].config
   experiment.parse_gin(c)
   exp = experiment.build(c)
   eval_measurement.eval_dataset(c)  # a held-out set of the wrong K or D
   for run in runs:
     run.like = experiment.init_state(exp, run.config)
-
-  results: Dict[int, Optional[experiment.TrainState]] = {}
-  todo = []
-  for i, run in enumerate(runs):
-    if jax.process_index() == 0:
-      workdir_lib.check_not_running(run.workdir)  # before force_restart may empty it
-    if workdir_lib.finished_as(run.workdir, run.config):
-      logging.info("%s already finished its %d steps; nothing to do.", run.workdir,
-                   run.config.num_steps)
-      results[i] = _final_state(run)
-    elif workdir_lib.diverged_as(run.workdir, run.config):
-      # Rerunning would repeat the same steps to the same divergence.
-      run.diverged = workdir_lib.divergence(run.workdir)
-      logging.error("%s diverged in an earlier run (its %s file); not retrained.",
-                    run.workdir, workdir_lib.DIVERGED_FILE)
-    else:
-      todo.append(i)
+  results, todo = _skip_done(runs)
   for i in todo:
     workdir_lib.prepare(runs[i].workdir, runs[i].config, RESUMABLE_CHANGES)
   multihost.sync("workdirs prepared")  # process 0 may have emptied or written them
@@ -274,6 +266,45 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   return [results.get(i) for i in range(len(runs))]
 
 
+def _check(runs: List[Run]) -> None:
+  """Every check that can fail on a user mistake, before any workdir is touched.
+
+  Raises:
+    validation.ConfigError: one sentence per problem (prefixed by the run in a group).
+  """
+  problems = []
+  for run in runs:
+    prefix = f"{run.name}: " if len(runs) > 1 else ""
+    problems += [prefix + p for p in validation.find_problems(run.config, jax.device_count())]
+  problems += groups.problems([r.config for r in runs], [r.name for r in runs])
+  if problems:
+    raise validation.ConfigError(problems)
+
+
+def _skip_done(runs: List[Run]):
+  """({index: final state} of the finished runs, the indices of those to train).
+
+  A run that diverged in an earlier run is neither: rerunning would repeat the
+  same steps to the same divergence, so it is marked and skipped.
+  """
+  results: Dict[int, Optional[experiment.TrainState]] = {}
+  todo = []
+  for i, run in enumerate(runs):
+    if jax.process_index() == 0:
+      workdir_lib.check_not_running(run.workdir)  # before force_restart may empty it
+    if workdir_lib.finished_as(run.workdir, run.config):
+      logging.info("%s already finished its %d steps; nothing to do.", run.workdir,
+                   run.config.num_steps)
+      results[i] = _final_state(run)
+    elif workdir_lib.diverged_as(run.workdir, run.config):
+      run.diverged = workdir_lib.divergence(run.workdir)
+      logging.error("%s diverged in an earlier run (its %s file); not retrained.",
+                    run.workdir, workdir_lib.DIVERGED_FILE)
+    else:
+      todo.append(i)
+  return results, todo
+
+
 def _replicated(tree, mesh):
   return jax.device_put(tree, NamedSharding(mesh, P()))
 
@@ -290,19 +321,22 @@ def _final_state(run: Run):
 def _train(exp, runs: List[Run], indices: List[int], should_stop, max_chunk_seconds):
   """Restores each run, then trains those at the same step together, lowest first."""
   mesh = make_mesh()
-  managers = [workdir_lib.checkpoint_manager(run.workdir) for run in runs]
+  handles = [RunHandle(run, workdir_lib.checkpoint_manager(run.workdir)) for run in runs]
   states = []
-  for run, manager in zip(runs, managers):
-    like = _replicated(run.like, mesh)
-    restored = workdir_lib.restore_latest(manager, like)
+  for handle in handles:
+    like = _replicated(handle.run.like, mesh)
+    restored = workdir_lib.restore_latest(handle.manager, like)
     states.append(like if restored is None else restored)
   starts = [int(s.step) for s in states]
+  if should_stop is None:
+    request = StopRequest().install()
+    should_stop = lambda step: request.requested
   results = {}
   for start in sorted(set(starts)):
     members = [k for k, s in enumerate(starts) if s == start]
-    finals, stopped = _train_from(
-        exp, mesh, [runs[k] for k in members], [states[k] for k in members],
-        [managers[k] for k in members], start, should_stop, max_chunk_seconds)
+    trainer = Trainer(exp, mesh, [handles[k] for k in members],
+                      [states[k] for k in members], start, should_stop, max_chunk_seconds)
+    finals, stopped = trainer.train()
     results.update({indices[k]: f for k, f in zip(members, finals)})
     if stopped:  # on request: the runs at later steps wait for the rerun
       results.update({indices[k]: states[k] for k, s in enumerate(starts) if s > start})
@@ -310,26 +344,56 @@ def _train(exp, runs: List[Run], indices: List[int], should_stop, max_chunk_seco
   return results
 
 
-def _writer(run: Run, group_size: int, is_lead: bool):
-  """(the run's writer, its summary writer or None): create_default_writer's pair of
-  a logging and a summary writer, the logging one naming the run in a group."""
-  if not is_lead:
-    return metric_writers.create_default_writer(just_logging=True), None
-  summaries = metric_writers.SummaryWriter(run.workdir)
-  logs = metric_writers.LoggingWriter(collection=run.name if group_size > 1 else None)
-  return metric_writers.AsyncMultiWriter([logs, summaries]), summaries
+@dataclasses.dataclass
+class RunHandle:
+  """What the loop holds of one run: the run, its checkpoints and its writer.
 
+  The writer is the run's only writer: every scalar of the run (the step's and each
+  measurement's) goes through it, from the loop.  Its state of divergence is
+  run.diverged.
+  """
+  run: Run
+  manager: Any  # its orbax CheckpointManager (workdir/checkpoints)
+  writer: Any = None  # a clu MetricWriter; logging only on processes > 0
+  summaries: Any = None  # its SummaryWriter (process 0), for the TensorBoard layout
 
-def _write_run_description(writer, summaries, workdir: str, config) -> None:
-  tensorboard_layout.write(summaries)
-  flat = workdir_lib._flatten(json.loads(workdir_lib.config_to_json(config)))
-  writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-                        for k, v in flat.items()})
-  operative = gin.operative_config_str()
-  with open(os.path.join(workdir, workdir_lib.OPERATIVE_GIN_FILE), "w") as f:
-    f.write(operative)
-  writer.write_texts(0, {"config": "```\n" + workdir_lib.config_to_json(config) + "\n```",
-                         "gin/operative_config": "```\n" + operative + "\n```"})
+  def open_writer(self, group_size: int, is_lead: bool) -> None:
+    """create_default_writer's pair of a logging and a summary writer, the logging one
+    naming the run in a group."""
+    if not is_lead:
+      self.writer = metric_writers.create_default_writer(just_logging=True)
+      return
+    self.summaries = metric_writers.SummaryWriter(self.run.workdir)
+    logs = metric_writers.LoggingWriter(collection=self.run.name if group_size > 1 else None)
+    self.writer = metric_writers.AsyncMultiWriter([logs, self.summaries])
+
+  def write_description(self) -> None:
+    """The layout, hparams, config and operative gin config (step 0, process 0)."""
+    config, workdir = self.run.config, self.run.workdir
+    tensorboard_layout.write(self.summaries)
+    flat = workdir_lib._flatten(json.loads(workdir_lib.config_to_json(config)))
+    self.writer.write_hparams({k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+                               for k, v in flat.items()})
+    operative = gin.operative_config_str()
+    with open(os.path.join(workdir, workdir_lib.OPERATIVE_GIN_FILE), "w") as f:
+      f.write(operative)
+    self.writer.write_texts(0, {
+        "config": "```\n" + workdir_lib.config_to_json(config) + "\n```",
+        "gin/operative_config": "```\n" + operative + "\n```"})
+
+  def diverge(self, first: int, last: int) -> None:
+    """Marks the run diverged between steps first and last; nothing of it is written
+    after."""
+    self.manager.wait_until_finished()
+    run = self.run
+    run.diverged = _divergence_message(first, last, self.manager.latest_step(), run.config)
+    workdir_lib.mark_diverged(run.workdir, run.diverged)
+    logging.error("%s: %s", run.name, run.diverged)
+
+  def finish(self, steps: int) -> None:
+    workdir_lib.mark_finished(self.run.workdir, steps)
+    if not self.run.config.keep_final_checkpoint:
+      workdir_lib.remove_checkpoints(self.manager, self.run.workdir)
 
 
 class _Group:
@@ -338,7 +402,7 @@ class _Group:
   def __init__(self, exp, mesh, runs: List[Run], states):
     self.runs = runs
     self.shapes = groups.group_shapes([r.like for r in runs])
-    fills = getattr(exp.schedule, "PAD_VALUES", {})
+    fills = schedules.pad_values(exp.schedule)
     self.state = _replicated(groups.stack([groups.pad(s, self.shapes, fills)
                                            for s in states]), mesh)
     self.data = _replicated(groups.stack([experiment.run_data(r.config) for r in runs]),
@@ -352,160 +416,194 @@ class _Group:
     return [i for i, r in enumerate(self.runs) if r.diverged is None]
 
 
-def _train_from(exp, mesh, runs: List[Run], states, managers, start: int, should_stop,
-                max_chunk_seconds):
-  """The loop for runs that are all at step `start`.
+class Trainer:
+  """The loop for runs that are all at step `start`, in named parts.
 
-  Returns:
-    (the runs' final states (None for a diverged run), whether a stop request ended it).
+  train() runs from `start` to num_steps boundary by boundary (the measured and
+  checkpointed steps): each interval runs in chunks (_run_to), then the loop writes
+  the interval's training metrics, measures and checkpoints (_at_boundary).  A stop
+  request or the end of training closes it (stop, _finish).  The step and every
+  measurement return metrics; only this loop writes them, each run's to its writer.
   """
-  c = exp.config
-  T, N = c.num_steps, len(runs)
-  group = _Group(exp, mesh, runs, states)
-  logging.info("%s at step %d of %d on %d device(s)%s.", "Resuming" if start else
-               "Starting", start, T, mesh.size,
-               "" if N == 1 else f", {N} runs in one program: {', '.join(r.name for r in runs)}")
 
-  if should_stop is None:
-    request = StopRequest().install()
-    should_stop = lambda step: request.requested
-  is_lead = jax.process_index() == 0
-  writers, summary_writers = zip(*(_writer(run, N, is_lead) for run in runs))
-  multi_step = make_multi_step(exp, mesh, N)
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=T, writer=metric_writers.MultiWriter(writers), every_secs=15.0)
-  contexts = [measurements_lib.RunContext(run.config, run.workdir, writer, start, state)
-              for run, writer, state in zip(runs, writers, states)]
-  measurements = measurements_lib.build_all(measurements_lib.Context(
-      config=c, experiment=exp, runs=contexts, is_lead=is_lead, run_state=group.run_state))
-  compiled = {}  # (measurement name, batched?) -> jitted compute
+  def __init__(self, exp, mesh, handles: List[RunHandle], states, start: int,
+               should_stop: Callable[[int], bool], max_chunk_seconds: float):
+    c = exp.config
+    self.exp, self.mesh, self.handles, self.start = exp, mesh, handles, start
+    self.num_steps, size = c.num_steps, len(handles)
+    self.group = _Group(exp, mesh, [h.run for h in handles], states)
+    self.should_stop = should_stop
+    self.is_lead = jax.process_index() == 0
+    for handle in handles:
+      handle.open_writer(size, self.is_lead)
+    self.multi_step = make_multi_step(exp, mesh, size)
+    self.progress = periodic_actions.ReportProgress(
+        num_train_steps=self.num_steps,
+        writer=metric_writers.MultiWriter([h.writer for h in handles]), every_secs=15.0)
+    contexts = [measurements_lib.RunContext(h.run.config, h.run.workdir, start, state)
+                for h, state in zip(handles, states)]
+    self.measurements = measurements_lib.build_all(measurements_lib.Context(
+        config=c, experiment=exp, runs=contexts, is_lead=self.is_lead,
+        run_state=self.group.run_state))
+    self._compiled = {}  # (measurement name, batched?) -> jitted compute
+    self.sizer = ChunkSizer(max_chunk_seconds)
+    # The last step is always checkpointed: a finished run's final state is kept
+    # (unless keep_final_checkpoint=False), and snapshots.npz is written with it.
+    self.checkpoint_steps = set(step_specs.parse(c.checkpoint_steps, self.num_steps,
+                                                 include_zero=False)) | {self.num_steps}
+    measured = set().union(*(s for m in self.measurements for s in m.steps))
+    self.boundaries = sorted(self.checkpoint_steps | measured | {self.num_steps})
 
-  def measure(step: int, last_losses):
-    for m in measurements:
-      due = [i for i in group.active() if step in m.steps[i]]
+  def train(self):
+    """Returns (the runs' final states (None for a diverged run), whether a stop
+    request ended it)."""
+    N = len(self.handles)
+    logging.info("%s at step %d of %d on %d device(s)%s.", "Resuming" if self.start
+                 else "Starting", self.start, self.num_steps, self.mesh.size,
+                 "" if N == 1 else f", {N} runs in one program: "
+                 f"{', '.join(h.run.name for h in self.handles)}")
+    with metric_writers.ensure_flushes(*(h.writer for h in self.handles)):
+      if self.start == 0:
+        self._begin()
+      self.progress(self.start)
+      step = self.start
+      for boundary in (b for b in self.boundaries if b > self.start):
+        interval_start = step
+        step, loss_sums, last, stopping = self._run_to(boundary, step)
+        if stopping:
+          return self.stop(step)
+        if not self.group.active():
+          break
+        self._at_boundary(step, np.asarray(loss_sums) / np.float32(step - interval_start),
+                          last)
+        # Every host must agree, or one would enter the collective checkpoint alone.
+        if step < self.num_steps and multihost.any_process(self.should_stop(step)):
+          return self.stop(step)
+      self._wait_and_close()
+    return self._finals(), False
+
+  def _begin(self) -> None:
+    """Step 0: each run's description, then the measurements of the initial states
+    (with the metrics of zero steps: loss NaN, placed as a step's are, so that
+    measuring at step 0 and later is one compile)."""
+    if self.is_lead:
+      for handle in self.handles:
+        handle.write_description()
+    self.group.state, _, before = self.multi_step(
+        self.group.state, self.group.data, jnp.asarray(0, jnp.int32),
+        _replicated(jnp.zeros((len(self.handles),), jnp.float32), self.mesh))
+    self.measure(0, before)
+
+  def _run_to(self, boundary: int, step: int):
+    """Runs from `step` to `boundary` in chunks of at most ~max_chunk_seconds, so that
+    a stop request is answered quickly; chunking never changes the trajectory.
+
+    Returns:
+      (the step reached, loss sums [N] and last step's metrics of the interval,
+      whether a stop request came between two chunks).
+    """
+    loss_sums = _replicated(jnp.zeros((len(self.handles),), jnp.float32), self.mesh)
+    last = None
+    while step < boundary:
+      n = min(boundary - step, self.sizer.steps)
+      started = time.perf_counter()
+      self.group.state, loss_sums, last = self.multi_step(
+          self.group.state, self.group.data, jnp.asarray(n, jnp.int32), loss_sums)
+      finite = np.isfinite(np.asarray(loss_sums))  # waits for the chunk
+      self.sizer.observe(n, time.perf_counter() - started)
+      step += n
+      self._check_finite(finite, step - n, step)
+      if not self.group.active():
+        break
+      if step < boundary:
+        self.progress(step)
+        if multihost.any_process(self.should_stop(step)):
+          # A resumed run then writes, at the next boundary, the mean loss of
+          # the steps after this one only.
+          return step, loss_sums, last, True
+    return step, loss_sums, last, False
+
+  def _check_finite(self, finite_losses: np.ndarray, first: int, last: int) -> None:
+    """Marks diverged each active run whose loss or parameters are not finite."""
+    finite = finite_losses & _finite_per_run(self.group.state.params)
+    for i in self.group.active():
+      if not finite[i]:
+        self.handles[i].diverge(first, last)
+
+  def _at_boundary(self, step: int, mean_losses: np.ndarray, last) -> None:
+    """The interval's mean training loss, the measurements due and the checkpoint."""
+    for i in self.group.active():
+      self.handles[i].writer.write_scalars(
+          step, {metric_names.TRAIN_LOSS: float(mean_losses[i])})
+    self.progress(step)
+    self.measure(step, last)
+    if step in self.checkpoint_steps:
+      self.checkpoint(step)
+
+  def measure(self, step: int, train_metrics) -> None:
+    """Runs the measurements due at `step` and writes each run's outputs to its
+    writer (then its artefacts).  train_metrics: the last step's metrics, [N] each."""
+    for m in self.measurements:
+      due = [i for i in self.group.active() if step in m.steps[i]]
       if not due:
         continue
-      with progress.timed(m.name):
-        outputs = {i: {} for i in due}
-        if hasattr(m, "compute"):
-          args = (jnp.asarray(step, jnp.int32),)
-          if due == list(range(N)) and N > 1:
-            key = (m.name, True)
-            if key not in compiled:
-              compiled[key] = jax.jit(jax.vmap(m.compute, in_axes=(None, 0, 0, 0)))
-            batched = compiled[key](*args, group.state, group.data, last_losses)
-            outputs = dict(zip(range(N), groups.per_run(batched)))
-          else:  # only some runs are due (a run's own dense snapshots): one at a time
-            key = (m.name, False)
-            if key not in compiled:
-              compiled[key] = jax.jit(m.compute)
-            for i in due:
-              outputs[i] = jax.device_get(compiled[key](
-                  *args, groups.take(group.state, i), groups.take(group.data, i),
-                  last_losses[i]))
+      with self.progress.timed(m.name):
+        outputs = (self._compute(m, due, step, train_metrics) if m.computes
+                   else {i: {} for i in due})
         for i in due:
-          m.write(step, i, outputs[i])
+          measurements_lib.write(self.handles[i].writer, step, m, outputs[i])
+          m.save_artifacts(step, i, outputs[i])
 
-  # The last step is always checkpointed: a finished run's final state is kept (unless
-  # keep_final_checkpoint=False), and snapshots.npz is written with it.
-  checkpoint_steps = set(step_specs.parse(c.checkpoint_steps, T, include_zero=False)) | {T}
+  def _compute(self, m, due: List[int], step: int, train_metrics) -> Dict[int, Dict]:
+    """{run index: its outputs as host arrays} of `m` for the runs `due`: one vmapped
+    call when the whole group is due, else one call per run (e.g. a run's own dense
+    snapshots)."""
+    group, args = self.group, (jnp.asarray(step, jnp.int32),)
+    N = len(self.handles)
+    if due == list(range(N)) and N > 1:
+      key = (m.name, True)
+      if key not in self._compiled:
+        self._compiled[key] = jax.jit(jax.vmap(m.compute, in_axes=(None, 0, 0, 0)))
+      batched = self._compiled[key](*args, group.state, group.data, train_metrics)
+      return dict(zip(range(N), groups.per_run(batched)))
+    key = (m.name, False)
+    if key not in self._compiled:
+      self._compiled[key] = jax.jit(m.compute)
+    return {i: jax.device_get(self._compiled[key](
+        *args, groups.take(group.state, i), groups.take(group.data, i),
+        groups.take(train_metrics, i))) for i in due}
 
-  def checkpoint(step: int):
-    with progress.timed("checkpoint"):
-      for i in group.active():
-        workdir_lib.save(managers[i], step, group.run_state(i))
-        for m in measurements:
-          if hasattr(m, "on_checkpoint"):
-            m.on_checkpoint(step, i)
+  def checkpoint(self, step: int) -> None:
+    with self.progress.timed("checkpoint"):
+      for i in self.group.active():
+        workdir_lib.save(self.handles[i].manager, step, self.group.run_state(i))
+        for m in self.measurements:
+          m.on_checkpoint(step, i)
 
-  def stop(step: int):
-    checkpoint(step)
-    for manager in managers:
-      manager.wait_until_finished()
-    _close(measurements)  # e.g. trajectory states still being written
-    logging.warning("Stopped at step %d of %d; rerun the same command to resume.", step, T)
-    return [group.run_state(i) for i in range(N)], True
+  def stop(self, step: int):
+    """Checkpoints `step` and ends the loop on a stop request (the rerun resumes)."""
+    self.checkpoint(step)
+    self._wait_and_close()  # e.g. trajectory states still being written
+    logging.warning("Stopped at step %d of %d; rerun the same command to resume.", step,
+                    self.num_steps)
+    return [self.group.run_state(i) for i in range(len(self.handles))], True
 
-  measured_steps = set().union(*(s for m in measurements for s in m.steps))
-  boundaries = sorted(checkpoint_steps | measured_steps | {T})
-  # Placed as the step's losses are, so that measuring at step 0 and later is one
-  # compile.  Made on the devices: a host NaN fails multi-host device_put's check that
-  # every process passes the same value (NaN != NaN).
-  nan = jax.jit(lambda: jnp.full((N,), jnp.nan, jnp.float32),
-                out_shardings=NamedSharding(mesh, P()))()
-  with metric_writers.ensure_flushes(*writers):
-    if start == 0:
-      if is_lead:
-        for run, writer, summaries in zip(runs, writers, summary_writers):
-          _write_run_description(writer, summaries, run.workdir, run.config)
-      measure(0, nan)
-    progress(start)
-    step = start
-    sizer = ChunkSizer(max_chunk_seconds)
-    for boundary in (b for b in boundaries if b > start):
-      # Run to the next boundary in chunks of at most ~max_chunk_seconds, so that a
-      # stop request is answered quickly; chunking never changes the trajectory.
-      interval_start = step
-      loss_sums = _replicated(jnp.zeros((N,), jnp.float32), mesh)
-      while step < boundary:
-        n = min(boundary - step, sizer.steps)
-        started = time.perf_counter()
-        group.state, loss_sums, last = multi_step(group.state, group.data,
-                                                  jnp.asarray(n, jnp.int32), loss_sums)
-        finite = np.isfinite(np.asarray(loss_sums))  # waits for the chunk
-        sizer.observe(n, time.perf_counter() - started)
-        step += n
-        finite &= _finite_per_run(group.state.params)
-        for i in group.active():
-          if not finite[i]:
-            _diverge(runs[i], managers[i], step - n, step)
-        if not group.active():
-          break
-        if step < boundary:
-          progress(step)
-          if multihost.any_process(should_stop(step)):
-            # A resumed run then writes, at the next boundary, the mean loss of
-            # the steps after this one only.
-            return stop(step)
-      if not group.active():
-        break
-      means = np.asarray(loss_sums) / np.float32(step - interval_start)
-      for i in group.active():
-        writers[i].write_scalars(step, {"train_loss": float(means[i])})
-      progress(step)
-      measure(step, last)
-      if step in checkpoint_steps:
-        checkpoint(step)
-      # Every host must agree, or one would enter the collective checkpoint alone.
-      if step < T and multihost.any_process(should_stop(step)):
-        return stop(step)
-    for manager in managers:
-      manager.wait_until_finished()
-    _close(measurements)
-  finals = []
-  for i, run in enumerate(runs):
-    if run.diverged:
-      finals.append(None)
-      continue
-    finals.append(group.run_state(i))
-    workdir_lib.mark_finished(run.workdir, T)
-    if not run.config.keep_final_checkpoint:
-      workdir_lib.remove_checkpoints(managers[i], run.workdir)
-  return finals, False
-
-
-def _diverge(run: Run, manager, first: int, last: int) -> None:
-  """Marks `run` diverged between steps first and last; nothing of it is written after."""
-  manager.wait_until_finished()
-  run.diverged = _divergence_message(first, last, manager.latest_step(), run.config)
-  workdir_lib.mark_diverged(run.workdir, run.diverged)
-  logging.error("%s: %s", run.name, run.diverged)
-
-
-def _close(measurements):
-  for m in measurements:
-    if hasattr(m, "close"):
+  def _wait_and_close(self) -> None:
+    for handle in self.handles:
+      handle.manager.wait_until_finished()
+    for m in self.measurements:
       m.close()
+
+  def _finals(self) -> List[Optional[experiment.TrainState]]:
+    """Each run's final state (None if it diverged), its workdir marked finished."""
+    finals = []
+    for i, handle in enumerate(self.handles):
+      if handle.run.diverged:
+        finals.append(None)
+        continue
+      finals.append(self.group.run_state(i))
+      handle.finish(self.num_steps)
+    return finals
 
 
 def _divergence_message(first, last, good, config) -> str:

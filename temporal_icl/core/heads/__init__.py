@@ -41,7 +41,7 @@ def names() -> List[str]:
 def module(name: str) -> types.ModuleType:
   """The head module called `name` (ValueError, one sentence, if there is none)."""
   found = registry.find(sys.modules[__name__], name)
-  if found is None or not hasattr(found, "make"):
+  if found is None or registry.part(found, "make") is None:
     raise ValueError(f"config.head={name!r} is not a head; valid: {', '.join(names())}, "
                      "or an importable module path.")
   return found
@@ -64,7 +64,7 @@ def problems(config: ml_collections.ConfigDict) -> List[str]:
     found = module(config.head)
   except ValueError as e:
     return [str(e)]
-  return list(found.problems(config)) if hasattr(found, "problems") else []
+  return list(registry.part(found, "problems", lambda config: [])(config))
 
 
 def sampling_problems(config: ml_collections.ConfigDict, field: str) -> List[str]:

@@ -17,8 +17,9 @@ and, for the host side,
 
 and optionally
 
-  metrics(state, num_tasks) -> dict     scalars the evaluation writes (e.g. MALA's
-                                        acceptance rate); num_tasks is M
+  metrics(state, num_tasks) -> dict     scalars the training step reports and the
+                                        evaluation writes (e.g. MALA's acceptance
+                                        rate); num_tasks is M
   PAD_VALUES: dict                      State field -> the value that pads it in a run
                                         group (temporal_icl.training.groups; default 0)
 
@@ -38,7 +39,17 @@ _REQUIRED = ("init", "update", "current_tasks", "resample_steps", "PARAMETERS",
 
 
 def _is_schedule(module: types.ModuleType) -> bool:
-  return all(hasattr(module, attr) for attr in _REQUIRED)
+  return all(registry.part(module, attr) is not None for attr in _REQUIRED)
+
+
+def metrics(schedule: types.ModuleType, state, num_tasks) -> dict:
+  """What `schedule` reports of its state (its optional metrics; {} without)."""
+  return registry.part(schedule, "metrics", lambda state, num_tasks: {})(state, num_tasks)
+
+
+def pad_values(schedule: types.ModuleType) -> dict:
+  """State field -> the value that pads it in a run group (its optional PAD_VALUES)."""
+  return registry.part(schedule, "PAD_VALUES", {})
 
 
 def names() -> List[str]:

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from temporal_icl.common import metric_names as names
 from temporal_icl.core import baselines
 from temporal_icl.core import data
 
@@ -29,22 +30,22 @@ def split_metrics(mean, ys, ridge_preds, dmmse_preds, *, D: int, prompt_length: 
   """Errors and Δ_PT metrics of one batch.  All inputs [B, K]; returns scalars."""
   sq = lambda a, b: jnp.square(a - b)
   metrics = {
-      "error_model": sq(mean, ys).mean(),
-      "error_ridge": sq(ridge_preds, ys).mean(),
-      "error_dmmse": sq(dmmse_preds, ys).mean(),
-      "delta_dmmse": sq(mean, dmmse_preds)[:, :prompt_length].mean() / D,
-      "delta_ridge": sq(mean, ridge_preds)[:, :prompt_length].mean() / D,
+      names.error(names.MODEL): sq(mean, ys).mean(),
+      names.error(names.RIDGE): sq(ridge_preds, ys).mean(),
+      names.error(names.DMMSE): sq(dmmse_preds, ys).mean(),
+      names.delta(names.DMMSE): sq(mean, dmmse_preds)[:, :prompt_length].mean() / D,
+      names.delta(names.RIDGE): sq(mean, ridge_preds)[:, :prompt_length].mean() / D,
   }
   if tail_start is not None:
-    metrics["delta_tail_dmmse"] = sq(mean, dmmse_preds)[:, tail_start:].mean() / D
-    metrics["delta_tail_ridge"] = sq(mean, ridge_preds)[:, tail_start:].mean() / D
+    metrics[names.delta_tail(names.DMMSE)] = sq(mean, dmmse_preds)[:, tail_start:].mean() / D
+    metrics[names.delta_tail(names.RIDGE)] = sq(mean, ridge_preds)[:, tail_start:].mean() / D
   return metrics
 
 
 def baselines_of(xs, ys, tasks, noise_var: float, num_tasks=None):
-  """Ridge and dMMSE predictions [B, K] of a batch; dMMSE is ridge for M = ∞ ([0, D])."""
+  """Ridge and dMMSE predictions [B, K] of a batch (dMMSE is ridge for M = ∞, [0, D])."""
   ridge = baselines.ridge(xs, ys, noise_var)
-  if data.is_infinite_set(tasks):
+  if data.dmmse_is_ridge(tasks):
     return ridge, ridge
   return ridge, baselines.dmmse(xs, ys, tasks, noise_var, num_tasks)
 
@@ -59,7 +60,7 @@ def batch_metrics(exp, params, xs, ys, ridge_preds, dmmse_preds) -> Dict[str, ja
   metrics = split_metrics(exp.head.mean(raw), ys, ridge_preds, dmmse_preds, D=c.D,
                           prompt_length=c.delta_prompt_length, tail_start=c.delta_tail_start)
   if exp.head.is_probabilistic:
-    metrics["nll_model"] = exp.head.nll(raw, ys).mean()
+    metrics[names.NLL_MODEL] = exp.head.nll(raw, ys).mean()
   return metrics
 
 
@@ -77,9 +78,9 @@ def evaluate(exp, params, tasks, train_batch, test_batch, num_tasks=None
   """
   nv = exp.config.noise_var
   out = {}
-  for split, (xs, ys) in (("train", train_batch), ("test", test_batch)):
+  for split, (xs, ys) in zip(names.SPLITS, (train_batch, test_batch)):
     metrics = batch_metrics(exp, params, xs, ys, *baselines_of(xs, ys, tasks, nv, num_tasks))
-    out.update({f"{split}_{k}": v for k, v in metrics.items()})
+    out.update({names.on(split, k): v for k, v in metrics.items()})
   return out
 
 

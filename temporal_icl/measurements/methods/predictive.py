@@ -45,13 +45,14 @@ class Network(NamedTuple):
   model: Any  # model.make_model(config): the whole sequence at once
 
 
-def network(config: ml_collections.ConfigDict) -> Network:
-  """Builds the head and both forms of the network (reading gin) now.
+def network(config: ml_collections.ConfigDict, head=None) -> Network:
+  """Builds the head (unless given: the experiment's) and both forms of the network
+  (reading gin) now.
 
   Raises:
     ValueError: the head has no predictive distribution to sample from.
   """
-  head = heads_lib.from_config(config)
+  head = heads_lib.from_config(config) if head is None else head
   if not head.is_probabilistic:
     raise ValueError("Predictive Monte Carlo samples y from the model's predictive "
                      "distribution, which needs a probabilistic head, but "
@@ -193,7 +194,8 @@ def _sample_prior(params, key, *, sampler, net, num_samples, num_pairs, batch_si
 
 
 def make_prior_sampler(config: ml_collections.ConfigDict, num_samples: int,
-                       num_pairs: int, *, batch_size: int = 1024, cached: bool = True):
+                       num_pairs: int, *, batch_size: int = 1024, cached: bool = True,
+                       net: Optional[Network] = None):
   """A jitted f(params, key) -> task samples [S, D] from the implicit prior.
 
   Rollouts run `batch_size` at a time (memory: the cache holds
@@ -211,7 +213,8 @@ def make_prior_sampler(config: ml_collections.ConfigDict, num_samples: int,
   _check_length(caller, config, num_pairs, 0)
   sampler = rollout if cached else rollout_full_recompute
   batch_size = min(batch_size, num_samples)
-  return jax.jit(functools.partial(_sample_prior, sampler=sampler, net=network(config),
+  return jax.jit(functools.partial(_sample_prior, sampler=sampler,
+                                   net=network(config) if net is None else net,
                                    num_samples=num_samples, num_pairs=num_pairs,
                                    batch_size=batch_size))
 

@@ -304,10 +304,8 @@ def make_llc_estimator(loss_fn: LossFn, sgld: SGLDConfig
         lambda k: _chain(loss_fn, sgld, nbeta, params_star, dataset, n, k))(chain_keys)  # [C, B+T]
     kept = traces[:, sgld.num_burnin_steps:]  # [C, T]
     per_chain = nbeta * (jnp.mean(kept, axis=1) - init_loss)  # [C]
-    if sgld.num_chains > 1:
-      std = jnp.std(per_chain, ddof=1)
-    else:
-      std = jnp.zeros((), per_chain.dtype)
+    std = (jnp.std(per_chain, ddof=1) if sgld.num_chains > 1
+           else jnp.zeros((), per_chain.dtype))
     return LLCResult(
         mean=jnp.mean(per_chain),
         std=std,

@@ -31,7 +31,8 @@ _ARRAYS = {"steps": np.int32, "losses": np.float32, "tasks": np.float32,
            "pr": np.float32, "delta_dmmse": np.float32, "delta_ridge": np.float32}
 
 
-def snapshot_steps(config, num_steps: int, resample_steps: Sequence[int] = ()) -> Set[int]:
+def snapshot_steps(config, num_steps: int, resample_steps: Sequence[int] = (), *,
+                   spec_steps: Optional[Set[int]] = None) -> Set[int]:
   """Steps at which snapshots are taken.
 
   The steps of the spec `snapshot_steps`; plus, with
@@ -39,7 +40,9 @@ def snapshot_steps(config, num_steps: int, resample_steps: Sequence[int] = ()) -
   dense_step_end), or — when no explicit window is given — inside the
   `dense_snapshot_window` steps after each resampling event.
   """
-  steps = set(step_specs.parse(config.snapshot_steps, num_steps))
+  if spec_steps is None:  # the spec's steps, unless parsed already
+    spec_steps = step_specs.parse(config.snapshot_steps, num_steps)
+  steps = set(spec_steps)
   period = config.dense_snapshot_period
   if period:
     if config.dense_step_start is not None:
