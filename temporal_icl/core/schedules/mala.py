@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from temporal_icl.common import metric_names as names
 from temporal_icl.core import data
 
 
@@ -97,7 +98,7 @@ def acceptance_rate(state: State, num_tasks=None) -> jax.Array:
 
 def metrics(state: State, num_tasks=None):
   """What the evaluation writes of the schedule: mala/acceptance_rate."""
-  return {"mala/acceptance_rate": acceptance_rate(state, num_tasks)}
+  return {names.MALA_ACCEPTANCE_RATE: acceptance_rate(state, num_tasks)}
 
 
 def resample_steps(state: State) -> np.ndarray:
