@@ -100,8 +100,12 @@ def test_sigterm_mid_chunk_is_answered_within_the_chunk_cap(tmp_path):
   _, stderr = child.communicate(timeout=120)
   latency = time.time() - sent
   assert child.returncode == 143, stderr[-2000:]
-  # The cap (0.5 s) plus saving a checkpoint and shutting down.
-  assert latency < 10, f"the stop took {latency:.1f} s"
+  # The cap (0.5 s), plus saving a checkpoint and shutting down, plus the rest of any
+  # compile still in flight when the signal came (the loop answers between device
+  # calls; on a loaded 2-core machine a compile can outlast the 3 s above: stops of
+  # 10.5-21 s were seen there).  Without the cap the first call would run all 10^6
+  # steps, about an hour on this CPU.
+  assert latency < 30, f"the stop took {latency:.1f} s"
   saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
   assert len(saved) == 1 and 0 < saved[0] < 1000000
 
