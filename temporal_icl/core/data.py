@@ -41,7 +41,8 @@ def is_infinite_set(tasks: jax.Array) -> bool:
 def dmmse_is_ridge(tasks: jax.Array) -> bool:
   """True for M = ∞ (the empty task set): the dMMSE prior is then the ridge prior
   N(0, I_D), so dMMSE predicts as ridge and its prior samples are ridge's.  The one
-  place this is said; baselines and priors ask here."""
+  place this is said: the error metrics and the energy distance ask here, and
+  baselines.dmmse and predictive.sample_dmmse_prior refuse the empty set."""
   return is_infinite_set(tasks)
 
 
