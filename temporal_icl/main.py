@@ -118,15 +118,9 @@ def _runs(config):
   wanted = [name for value in _GROUP.value for name in value.split(",") if name]
   try:
     points = sweeps.select(path, wanted)
+    sweeps.refuse_overrides_of_swept_keys(points, sys.argv[1:])
   except ValueError as e:
     cli.fail(str(e))
-  swept = sorted({key for point in points for key in point})
-  given = {a.split("=")[0][len("--config."):] for a in sys.argv[1:]
-           if a.startswith("--config.")}
-  clash = [key for key in swept if key in given]
-  if clash:
-    cli.fail(f"--config.{clash[0]} is set on the command line, but the group's sweep sets "
-             f"it for each run; leave it out (or train the runs one by one).")
   names = [sweeps.run_name(point) for point in points]
   return ([sweeps.apply(config, point) for point in points],
           [os.path.join(_WORKDIR.value, name) for name in names], names)

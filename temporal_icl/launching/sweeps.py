@@ -101,6 +101,17 @@ def select(config_path: str, names: Sequence[str]) -> List[Overrides]:
   return [o for o in sweep if run_name(o) in wanted]
 
 
+def refuse_overrides_of_swept_keys(points: Sequence[Overrides], argv: Sequence[str]):
+  """Raises ValueError (one sentence) when a command line `argv` sets with
+  --config.<key> a key that the sweep `points` set for each run."""
+  given = {a.split("=")[0][len("--config."):] for a in argv if a.startswith("--config.")}
+  clash = sorted({key for point in points for key in point} & given)
+  if clash:
+    raise ValueError(f"--config.{clash[0]} is set on the command line, but the group's "
+                     "sweep sets it for each run; leave it out (or train the runs one by "
+                     "one).")
+
+
 def config_flags(overrides: Overrides) -> List[str]:
   """['--config.M=8', '--config.gamma=0.01', ...] in the sweep's key order."""
   return [f"--config.{key}={_format(value)}" for key, value in overrides.items()]

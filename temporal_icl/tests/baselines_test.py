@@ -1,6 +1,5 @@
 """Ridge and dMMSE against direct float64 computations, prefix by prefix."""
 
-import os
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import pytest
 
 from temporal_icl.core import baselines
 from temporal_icl.core import data
+from temporal_icl.tests import binary
 from temporal_icl.tests.bayes_reference import dmmse_reference
 from temporal_icl.tests.bayes_reference import ridge_reference
 
@@ -128,5 +128,5 @@ def test_two_ridge_solves_in_one_program_never_wait_on_each_other():
   # calls, every time, on a 2-core machine with jaxlib 0.10.2: two LAPACK calls
   # held both intra-op threads while waiting for work queued behind them.
   done = subprocess.run([sys.executable, "-c", _TWO_SOLVES], capture_output=True, text=True,
-                        timeout=120, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                        timeout=120, env=binary.cpu_env(1, test_flags=False))
   assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-2000:]

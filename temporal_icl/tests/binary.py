@@ -10,10 +10,27 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TINY = "temporal_icl/tests/tiny_config.py"
 
 
+# The tests' XLA flags (conftest sets them for the test processes too): LLVM's
+# machine-code optimisation off.  XLA's own passes (fusion, layout) are unchanged, so
+# the programs compute the same things, rounded perhaps differently; every program of
+# the tiny configs compiles about a third faster, and the suite spends most of its time
+# compiling.
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+
+
+def cpu_env(devices=1, test_flags=True, **variables):
+  """os.environ for a child process of the tests: `devices` CPU devices, the tests'
+  XLA flags (test_flags=False: XLA's defaults, as users compile; for the tests of
+  hangs, which depend on how long the compiled code runs), and `variables`."""
+  flags = f"--xla_force_host_platform_device_count={devices}"
+  if test_flags:
+    flags = f"{TEST_XLA_FLAGS} {flags}"
+  return dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=flags, **variables)
+
+
 def run_main(workdir, *overrides, devices=1):
   """Runs `python -m temporal_icl.main` on the tiny config with `devices` CPU devices."""
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_PLATFORMS="cpu")
+  env = cpu_env(devices)
   return subprocess.run(
       [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
        f"--workdir={workdir}", *overrides],

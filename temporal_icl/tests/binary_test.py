@@ -18,22 +18,31 @@ REPO, TINY = binary.REPO, binary.TINY
 run_main, science_history = binary.run_main, binary.science_history
 
 
+# A probabilistic head and the tail metrics: every metric but the energy distances.
+FINISHED_ARGS = ("--config.head=gaussian", "--config.delta_tail_start=2")
+
+
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-  """One finished run of the binary on the tiny config (tests only read it)."""
+def finished(tmp_path_factory):
+  """(workdir, completed process) of one finished run of the binary on the tiny config
+  with FINISHED_ARGS (tests only read it)."""
   workdir = tmp_path_factory.mktemp("finished")
-  result = run_main(workdir)
+  result = run_main(workdir, *FINISHED_ARGS)
   assert result.returncode == 0, result.stderr[-3000:]
-  return workdir
+  return workdir, result
 
 
-def test_binary_writes_every_metric_for_tensorboard(tmp_path):
-  result = run_main(tmp_path, "--config.head=gaussian", "--config.delta_tail_start=2")
-  assert result.returncode == 0, result.stderr[-3000:]
+@pytest.fixture
+def finished_run(finished):
+  return finished[0]
+
+
+def test_binary_writes_every_metric_for_tensorboard(finished):
+  workdir, result = finished
   assert "tensorboard --logdir" in result.stdout
-  assert any(f.startswith("events.out.tfevents") for f in os.listdir(tmp_path))
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(workdir))
   acc = event_accumulator.EventAccumulator(
-      str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
+      str(workdir), size_guidance={event_accumulator.TENSORS: 0})
   acc.Reload()
   tags = set(acc.Tags()["tensors"])
   expected = {m for m in export.SPEC_METRICS if not m.startswith("energy_dist")}
@@ -51,36 +60,15 @@ def test_export_json_matches_reference_format(finished_run, tmp_path):
   assert result["times"]["start"] <= result["times"]["end"]
   assert result["config"]["M"] == 4 and result["config"]["schedule"] == "mala"
   assert [row["step"] for row in result["stats"]] == list(range(0, 49, 8))
-  point_head = {m for m in export.SPEC_METRICS
-                if "nll" not in m and "tail" not in m and "energy" not in m}
+  measured = {m for m in export.SPEC_METRICS if not m.startswith("energy_dist")}
   for row in result["stats"]:
-    assert set(row) == point_head | {"step", "lr", "timestamp"}
-    assert all(np.isfinite(row[m]) for m in point_head)
+    assert set(row) == measured | {"step", "lr", "timestamp"}
+    assert all(np.isfinite(row[m]) for m in measured)
   # Warm-up: lr rises linearly over the first 10% of 48 steps (4 steps).
   assert result["stats"][0]["lr"] == 0.0 and result["stats"][-1]["lr"] == pytest.approx(3e-3)
 
 
-def test_sigterm_checkpoints_and_exits_143(tmp_path):
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  child = subprocess.Popen(
-      [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",
-       f"--workdir={tmp_path}", "--config.num_steps=1000000"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 120
-  while not any(f.startswith("events") for f in os.listdir(tmp_path)):
-    assert time.time() < deadline and child.poll() is None, child.communicate()[1][-2000:]
-    time.sleep(0.5)
-  time.sleep(2)  # let it train a few chunks
-  child.send_signal(signal.SIGTERM)
-  _, stderr = child.communicate(timeout=120)
-  assert child.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-  assert "rerun the same command to resume" in stderr
-  saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
-  assert saved and 0 < max(saved) < 1000000
-  assert not os.path.exists(tmp_path / "FINISHED")
-
-
-def test_sigterm_mid_chunk_is_answered_within_the_chunk_cap(tmp_path):
+def test_sigterm_mid_chunk_is_answered_within_the_chunk_cap_with_a_checkpoint(tmp_path):
   # One boundary at the end of 10^6 steps: without the cap, the first device call
   # would run all of them (many minutes) before the stop request is seen.
   env = dict(os.environ, JAX_PLATFORMS="cpu")
@@ -99,7 +87,9 @@ def test_sigterm_mid_chunk_is_answered_within_the_chunk_cap(tmp_path):
   child.send_signal(signal.SIGTERM)
   _, stderr = child.communicate(timeout=120)
   latency = time.time() - sent
-  assert child.returncode == 143, stderr[-2000:]
+  assert child.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+  assert "rerun the same command to resume" in stderr
+  assert not os.path.exists(tmp_path / "FINISHED")
   # The cap (0.5 s), plus saving a checkpoint and shutting down, plus the rest of any
   # compile still in flight when the signal came (the loop answers between device
   # calls; on a loaded 2-core machine a compile can outlast the 3 s above: stops of
@@ -168,7 +158,7 @@ def _tree(root):
 
 def test_rerunning_the_finished_binary_run_says_so_and_changes_nothing(finished_run):
   before = _tree(finished_run)
-  result = run_main(finished_run)
+  result = run_main(finished_run, *FINISHED_ARGS)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "already finished" in result.stderr
   assert _tree(finished_run) == before

@@ -1,7 +1,6 @@
 """Energy distance (temporal_icl.measurements.methods.energy), and the OLS task estimates and
 reference priors of temporal_icl.measurements.methods.predictive."""
 
-import os
 import re
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from scipy.spatial.distance import cdist
 
 from temporal_icl.measurements.methods import energy
 from temporal_icl.measurements.methods import predictive
+from temporal_icl.tests import binary
 
 
 def _brute_terms(a, b):
@@ -269,6 +269,7 @@ _TWO_DEVICE_FITS = """
 import jax, numpy as np
 from jax.sharding import Mesh, PartitionSpec as P
 from temporal_icl.measurements.methods import predictive
+from temporal_icl.tests import binary
 mesh = Mesh(np.asarray(jax.devices()), ("d",))
 fit = jax.jit(jax.shard_map(predictive.ols_fit, mesh=mesh, in_specs=(P("d"), P("d")),
                             out_specs=P("d")))
@@ -284,8 +285,7 @@ def test_ols_fits_on_two_devices_at_once_never_wait_on_each_other():
   # a 2-core machine with jaxlib 0.10.2, within 120 s every time: the two
   # devices' LAPACK SVDs held both intra-op threads waiting for work queued
   # behind them.  A demo-size run with prior measurements on 2 devices hung so.
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = binary.cpu_env(2, test_flags=False)
   done = subprocess.run([sys.executable, "-c", _TWO_DEVICE_FITS], capture_output=True,
                         text=True, timeout=120, env=env)
   assert done.returncode == 0 and "finished" in done.stdout, done.stderr[-2000:]

@@ -113,8 +113,7 @@ def test_the_install_holds_the_configs_package_and_its_gin_files(site):
 def test_the_binary_runs_from_another_directory_against_the_install(site, tmp_path):
   elsewhere = tmp_path / "elsewhere"
   elsewhere.mkdir()
-  env = dict(os.environ, PYTHONPATH=str(site), JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env = binary.cpu_env(1, PYTHONPATH=str(site))
   # The install, not the checkout (which the venv's editable install puts on sys.path).
   where = subprocess.run(
       [sys.executable, "-c", "import configs, temporal_icl; "

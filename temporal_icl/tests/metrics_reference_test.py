@@ -519,5 +519,8 @@ def test_llc_in_the_loop(tmp_path, monkeypatch):
   # a 16-sample std is ~18%), while the std of their mean would be 4x smaller.
   assert chain_std / 2 < float(got["llc/std"]) < 2 * chain_std, (float(got["llc/std"]),
                                                                   chain_std)
-  # At the minimum every draw after the burn-in lies above L(w*).
-  assert float(got["llc/loss_below_init_fraction"]) == 0.0
+  # At the minimum every draw after the burn-in lies above L(w*), but for float32
+  # rounding: w* rounded to float32 and the float32 sum of the loss can put a draw
+  # that lands very near w* a rounding error below (2 of the 24000 draws, compiled
+  # with the tests' XLA flags).  A wrong reference loss gives about half.
+  assert float(got["llc/loss_below_init_fraction"]) <= 1e-3

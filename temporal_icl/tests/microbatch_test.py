@@ -1,6 +1,5 @@
 """Microbatched gradients: the batch's mean loss and gradient, in cache-sized parts."""
 
-import os
 import subprocess
 import sys
 
@@ -130,13 +129,17 @@ def test_a_group_of_two_runs_takes_microbatched_steps_as_each_run_alone():
   assert group_loss[0] != group_loss[1]
 
 
-# One run of a batch of 1024 sequences of 8 tokens: 512 a device on 2 devices, which
-# microbatch.count cuts into 2 parts, as it cuts the demo at batch 256 (128 sequences
-# of 32 tokens a device) and the paper size.  Saves to $OUT the state and loss sum
-# after 3 steps on 2 devices, microbatched (the loop's own count) and whole-batch.
-_TWO_DEVICES = """
+# What the tests below need of 2 CPU devices, computed in one process (a child with
+# 2 devices; this one has 1), saved to $OUT.
+# (1) One run of a batch of 1024 sequences of 8 tokens: 512 a device on 2 devices,
+# which microbatch.count cuts into 2 parts, as it cuts the demo at batch 256 (128
+# sequences of 32 tokens a device) and the paper size: the state and loss sum after 3
+# steps on 2 devices, microbatched (the loop's own count) and whole-batch.
+# (2) One step of the tiny config on 1 device and on 2: Adam's first moments.
+_ON_TWO_DEVICES = """
 import os
 import jax, numpy as np
+from jax.sharding import Mesh
 from temporal_icl.core import experiment
 from temporal_icl.tests import microbatch_test
 from temporal_icl.training import microbatch
@@ -149,29 +152,37 @@ saved = {"parts": np.asarray(microbatch.count(1024 // 2, 2 * config[0].K))}
 for name, parts in (("micro", None), ("whole", 1)):
   state, saved[name + "/loss"] = microbatch_test._steps(exp, config, mesh, parts)
   saved.update({f"{name}/{i}": np.asarray(x) for i, x in enumerate(jax.tree.leaves(state))})
+config = microbatch_test._runs()[:1]
+exp = experiment.build(config[0])
+for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices())):
+  mesh = Mesh(np.asarray(devices), ("batch",))
+  state, _ = microbatch_test._steps(exp, config, mesh, 1, num_steps=1)
+  saved.update({f"{name}/{i}": np.asarray(x)
+                for i, x in enumerate(jax.tree.leaves(state.opt_state[0].mu))})
 np.savez(os.environ["OUT"], **saved)
 """
 
 
-def _on_two_devices(script, out):
-  """Runs `script` with 2 CPU devices and $OUT = out; returns the arrays it saved."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu", OUT=str(out),
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  done = subprocess.run([sys.executable, "-c", script], cwd=binary.REPO, env=env,
-                        capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def on_two_devices(tmp_path_factory):
+  """The arrays _ON_TWO_DEVICES saved."""
+  out = tmp_path_factory.mktemp("two_devices") / "saved.npz"
+  done = subprocess.run([sys.executable, "-c", _ON_TWO_DEVICES], cwd=binary.REPO,
+                        env=binary.cpu_env(2, OUT=str(out)), capture_output=True,
+                        text=True, timeout=300)
   assert done.returncode == 0, done.stderr[-3000:]
   with np.load(out) as f:
     return dict(f)
 
 
-def test_microbatches_on_two_devices_take_the_whole_batch_steps(tmp_path):
+def test_microbatches_on_two_devices_take_the_whole_batch_steps(on_two_devices):
   """Each of 2 devices cuts its half of the batch into microbatches (a scan inside
   shard_map, whose carry must keep the device-varying type, then pmean): the path
   of the demo at batch 256 and of the paper size on 2 CPU devices.  Every leaf of
   the state against the whole batch on the same devices."""
   assert microbatch.count(256 // 2, 2 * demo.get_config().K) == 2
   assert microbatch.count(base.get_config().batch_size // 2, 2 * base.get_config().K) == 2
-  saved = _on_two_devices(_TWO_DEVICES, tmp_path / "steps.npz")
+  saved = on_two_devices
   assert int(saved["parts"]) == 2
   leaves = sorted(k.split("/")[1] for k in saved
                   if k.startswith("micro/") and k != "micro/loss")
@@ -183,32 +194,12 @@ def test_microbatches_on_two_devices_take_the_whole_batch_steps(tmp_path):
                                atol=1e-6, err_msg=f"leaf {i}")
 
 
-# One step of the tiny config on 1 device and on 2; saves Adam's first moments.
-_DEVICE_COUNTS = """
-import os
-import jax, numpy as np
-from jax.sharding import Mesh
-from temporal_icl.core import experiment
-from temporal_icl.tests import microbatch_test
-from temporal_icl.training import train
-config = microbatch_test._runs()[:1]
-exp = experiment.build(config[0])
-saved = {}
-for name, devices in (("one", jax.devices()[:1]), ("two", jax.devices())):
-  mesh = Mesh(np.asarray(devices), ("batch",))
-  state, _ = microbatch_test._steps(exp, config, mesh, 1, num_steps=1)
-  saved.update({f"{name}/{i}": np.asarray(x)
-                for i, x in enumerate(jax.tree.leaves(state.opt_state[0].mu))})
-np.savez(os.environ["OUT"], **saved)
-"""
-
-
-def test_the_gradient_does_not_depend_on_the_device_count(tmp_path):
+def test_the_gradient_does_not_depend_on_the_device_count(on_two_devices):
   """Adam's first moment after one step is the batch's mean gradient, on 1 device or
   2.  Caught: differentiating the replicated parameters inside shard_map, whose
   gradient is already summed over the devices, so pmean kept 2x the mean (Adam's
   update mu/sqrt(nu) hid it from the parameters and the metrics)."""
-  saved = _on_two_devices(_DEVICE_COUNTS, tmp_path / "mu.npz")
+  saved = on_two_devices
   names = sorted(k.split("/")[1] for k in saved if k.startswith("one/"))
   assert names
   for i in names:

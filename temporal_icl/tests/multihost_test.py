@@ -25,8 +25,7 @@ def free_port() -> int:
 
 def start_processes(workdir, *overrides, timeout_s=60):
   """Starts the binary as processes 0 and 1 of a 2-process run (1 CPU device each)."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  env = binary.cpu_env(1)
   address = f"127.0.0.1:{free_port()}"
   return [subprocess.Popen(
       [sys.executable, "-m", "temporal_icl.main", f"--config={TINY}",

@@ -107,10 +107,16 @@ def _tracking_config():
   return c
 
 
-def test_snapshots_file_has_the_spec_arrays(tmp_path):
-  c = _tracking_config()
-  train.train_and_evaluate(c, str(tmp_path))
-  with np.load(tmp_path / "snapshots.npz") as f:
+@pytest.fixture(scope="module")
+def tracked_run(tmp_path_factory):
+  """Workdir of one uninterrupted run of `_tracking_config()` (tests only read it)."""
+  workdir = tmp_path_factory.mktemp("tracked")
+  train.train_and_evaluate(_tracking_config(), str(workdir))  # parses its gin files
+  return workdir
+
+
+def test_snapshots_file_has_the_spec_arrays(tracked_run):
+  with np.load(tracked_run / "snapshots.npz") as f:
     got = {k: f[k] for k in f}
   np.testing.assert_array_equal(got["steps"], [0, 8, 16, 18, 24, 32, 34, 40, 48])
   np.testing.assert_array_equal(got["resample_steps"], [16, 32])
@@ -127,14 +133,13 @@ def test_snapshots_file_has_the_spec_arrays(tmp_path):
   np.testing.assert_array_equal(got["steps"][1:][changed], [18, 34])
 
 
-def test_snapshots_survive_interruption(tmp_path):
+def test_snapshots_survive_interruption(tracked_run, tmp_path):
   c = _tracking_config()
-  train.train_and_evaluate(c, str(tmp_path / "whole"))
   train.train_and_evaluate(c, str(tmp_path / "part"), should_stop=lambda s: s >= 24)
   with np.load(tmp_path / "part" / "snapshots.npz") as f:
     assert f["steps"][-1] == 24
   train.train_and_evaluate(c, str(tmp_path / "part"))
-  with np.load(tmp_path / "whole" / "snapshots.npz") as a, \
+  with np.load(tracked_run / "snapshots.npz") as a, \
        np.load(tmp_path / "part" / "snapshots.npz") as b:
     assert sorted(a) == sorted(b)
     for name in a:

@@ -39,8 +39,6 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from absl import logging
-from clu import metric_writers
-from clu import periodic_actions
 import gin
 import jax
 from jax import lax
@@ -344,6 +342,14 @@ def _train(exp, runs: List[Run], indices: List[int], should_stop, max_chunk_seco
   return results
 
 
+def clu_writers():
+  """clu.metric_writers, imported when the first writer opens: it imports TensorFlow
+  (seconds), which a command that fails its checks or finds nothing to train never
+  needs, so that such a command answers at once."""
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  return metric_writers
+
+
 @dataclasses.dataclass
 class RunHandle:
   """What the loop holds of one run: the run, its checkpoints and its writer.
@@ -360,6 +366,7 @@ class RunHandle:
   def open_writer(self, group_size: int, is_lead: bool) -> None:
     """create_default_writer's pair of a logging and a summary writer, the logging one
     naming the run in a group."""
+    metric_writers = clu_writers()
     if not is_lead:
       self.writer = metric_writers.create_default_writer(just_logging=True)
       return
@@ -437,9 +444,10 @@ class Trainer:
     for handle in handles:
       handle.open_writer(size, self.is_lead)
     self.multi_step = make_multi_step(exp, mesh, size)
+    from clu import periodic_actions  # pylint: disable=g-import-not-at-top
     self.progress = periodic_actions.ReportProgress(
         num_train_steps=self.num_steps,
-        writer=metric_writers.MultiWriter([h.writer for h in handles]), every_secs=15.0)
+        writer=clu_writers().MultiWriter([h.writer for h in handles]), every_secs=15.0)
     contexts = [measurements_lib.RunContext(h.run.config, h.run.workdir, start, state)
                 for h, state in zip(handles, states)]
     self.measurements = measurements_lib.build_all(measurements_lib.Context(
@@ -462,7 +470,7 @@ class Trainer:
                  else "Starting", self.start, self.num_steps, self.mesh.size,
                  "" if N == 1 else f", {N} runs in one program: "
                  f"{', '.join(h.run.name for h in self.handles)}")
-    with metric_writers.ensure_flushes(*(h.writer for h in self.handles)):
+    with clu_writers().ensure_flushes(*(h.writer for h in self.handles)):
       if self.start == 0:
         self._begin()
       self.progress(self.start)
