@@ -11,6 +11,7 @@ in its `RunData` and TrainState.
 """
 
 import contextlib
+import functools
 import importlib.resources
 import os
 from typing import Any, Dict, NamedTuple, Optional
@@ -144,7 +145,13 @@ def init_state(exp: Experiment, config: Optional[ml_collections.ConfigDict] = No
                ) -> TrainState:
   """The initial state of the run `config` (default: the experiment's own config)."""
   c = exp.config if config is None else config
-  run = run_data(c)
+  # One jitted program rather than ~80 eager ones (each compiled, or read from the
+  # compilation cache, at every start); the values are the same bits.
+  return jax.jit(functools.partial(_init_state, exp, c))(run_data(c))
+
+
+def _init_state(exp: Experiment, c: ml_collections.ConfigDict, run: RunData
+                ) -> TrainState:
   schedule_state = exp.schedule.init(run.keys["tasks"], c)
   xs, ys = training_batch(exp, run, schedule_state, 0, batch_size=1)
   params = exp.model.init(run.keys["params"], xs, ys)

@@ -16,6 +16,7 @@ is never reached).  A run's own, unpadded state is what is checkpointed, so a ru
 trained in a group resumes alone and the other way round.
 """
 
+import functools
 import json
 from typing import Any, Dict, List, Mapping, Sequence
 
@@ -95,13 +96,19 @@ def cut(tree: Any, like: Any) -> Any:
   return jax.tree.map(lambda leaf, l: leaf[tuple(slice(0, n) for n in l.shape)], tree, like)
 
 
+@jax.jit
 def stack(trees: Sequence[Any]) -> Any:
-  """Trees of equal structure and shapes -> one tree with a leading run axis."""
+  """Trees of equal structure and shapes -> one tree with a leading run axis.
+
+  Jitted: one program for the whole tree instead of one eager program a leaf
+  shape (a tree of 13 leaves cost 13 compilations at a run's start).
+  """
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def take(tree: Any, index: int) -> Any:
-  """Run `index` of a stacked tree."""
+  """Run `index` of a stacked tree (jitted, as `stack`)."""
   return jax.tree.map(lambda leaf: leaf[index], tree)
 
 

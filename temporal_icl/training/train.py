@@ -149,11 +149,16 @@ class Diverged(RuntimeError):
   """The training loss or the parameters of a run stopped being finite."""
 
 
-def _finite_per_run(params) -> np.ndarray:
-  """bool [N]: every parameter of run i is finite."""
+@jax.jit
+def _all_finite(params) -> jax.Array:
   per_leaf = [jnp.all(jnp.isfinite(x), axis=tuple(range(1, x.ndim)))
               for x in jax.tree.leaves(params)]
-  return np.asarray(jnp.stack(per_leaf).all(0))
+  return jnp.stack(per_leaf).all(0)
+
+
+def _finite_per_run(params) -> np.ndarray:
+  """bool [N]: every parameter of run i is finite."""
+  return np.asarray(_all_finite(params))
 
 
 class StopRequest:
@@ -575,11 +580,12 @@ class Trainer:
       batched = self._compiled[key](*args, group.state, group.data, train_metrics)
       return dict(zip(range(N), groups.per_run(batched)))
     key = (m.name, False)
-    if key not in self._compiled:
-      self._compiled[key] = jax.jit(m.compute)
+    if key not in self._compiled:  # run i's slice taken inside: one program, not one a leaf
+      self._compiled[key] = jax.jit(
+          lambda i, step, *trees: m.compute(step, *(groups.take(t, i) for t in trees)),
+          static_argnums=0)
     return {i: jax.device_get(self._compiled[key](
-        *args, groups.take(group.state, i), groups.take(group.data, i),
-        groups.take(train_metrics, i))) for i in due}
+        i, *args, group.state, group.data, train_metrics)) for i in due}
 
   def checkpoint(self, step: int) -> None:
     with self.progress.timed("checkpoint"):
