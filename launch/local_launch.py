@@ -39,6 +39,7 @@ from absl import flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from temporal_icl.common import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 from temporal_icl.launching import ledger as ledger_lib  # pylint: disable=g-import-not-at-top
+from temporal_icl.launching import niceness  # pylint: disable=g-import-not-at-top
 from temporal_icl.launching import sweeps  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,6 +135,7 @@ class Job:
       # threads, and a forked child must not run Python.  The child is still importing
       # when this lands, long before XLA sizes its thread pool by the cores it may use.
       os.sched_setaffinity(self.process.pid, cores)
+    niceness.pass_on(self.process.pid)  # its own session: `nice` alone would not reach it
     self.status, self.started = "running", time.time()
 
   def poll(self) -> bool:

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from temporal_icl.launching import ledger
+from temporal_icl.launching import niceness
 from temporal_icl.launching import sweeps
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -148,3 +149,30 @@ def test_a_pinned_child_runs_only_on_its_cores(tmp_path):
   job.start([], cores=[core])
   job.process.wait()
   assert (tmp_path / "p" / "launch.log").read_text().strip() == str([core])
+
+
+def _autogroups_on() -> bool:
+  try:
+    with open(niceness.AUTOGROUPS) as f:
+      return f.read().strip() == "1"
+  except OSError:
+    return False
+
+
+@pytest.mark.skipif(not _autogroups_on(), reason="the kernel schedules no autogroups")
+def test_a_niced_launchers_child_yields_though_it_has_a_session_of_its_own(tmp_path):
+  # The launcher, niced by 7, starts a child that reads its own autogroup: without the
+  # niceness handed on, the child's new session would be scheduled at nice 0.
+  launcher = (
+      "import os, sys; os.nice(7); sys.path.insert(0, 'launch'); import local_launch; "
+      f"job = local_launch.Job({{'name': 'c', 'workdir': {str(tmp_path / 'c')!r}, "
+      "'args': ['-c', 'import time; time.sleep(0.5); print(open(\"/proc/self/autogroup\")"
+      ".read().split()[-2:])']}); job.start([]); job.process.wait()")
+  result = subprocess.run([sys.executable, "-c", launcher], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert (tmp_path / "c" / "launch.log").read_text().strip() == str(["nice", "7"])
+
+
+def test_niceness_is_passed_on_only_where_there_is_some():
+  assert not niceness.pass_on(os.getpid(), 0)
