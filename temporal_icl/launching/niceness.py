@@ -12,22 +12,29 @@ again.
 """
 
 import os
+from typing import Optional
 
 AUTOGROUPS = "/proc/sys/kernel/sched_autogroup_enabled"
 
 
-def pass_on(pid: int, niceness: int = None) -> bool:
+def autogroups_on() -> bool:
+  """Whether the kernel schedules sessions as autogroups."""
+  try:
+    with open(AUTOGROUPS) as f:
+      return f.read().strip() == "1"
+  except OSError:
+    return False
+
+
+def pass_on(pid: int, niceness: Optional[int] = None) -> bool:
   """Gives the autogroup of process `pid` the niceness `niceness` (default: this
   process's own). True once set; False where there is nothing to do (niceness 0,
   autogroups off or absent) or the kernel refuses (lowering a niceness needs
   privileges)."""
   niceness = os.nice(0) if niceness is None else niceness
-  if niceness == 0:
+  if niceness == 0 or not autogroups_on():
     return False
   try:
-    with open(AUTOGROUPS) as f:
-      if f.read().strip() != "1":
-        return False
     with open(f"/proc/{pid}/autogroup", "w") as f:
       f.write(str(niceness))
   except OSError:

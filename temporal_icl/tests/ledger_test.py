@@ -151,15 +151,7 @@ def test_a_pinned_child_runs_only_on_its_cores(tmp_path):
   assert (tmp_path / "p" / "launch.log").read_text().strip() == str([core])
 
 
-def _autogroups_on() -> bool:
-  try:
-    with open(niceness.AUTOGROUPS) as f:
-      return f.read().strip() == "1"
-  except OSError:
-    return False
-
-
-@pytest.mark.skipif(not _autogroups_on(), reason="the kernel schedules no autogroups")
+@pytest.mark.skipif(not niceness.autogroups_on(), reason="the kernel schedules no autogroups")
 def test_a_niced_launchers_child_yields_though_it_has_a_session_of_its_own(tmp_path):
   # The launcher, niced by 7, starts a child that reads its own autogroup: without the
   # niceness handed on, the child's new session would be scheduled at nice 0.
