@@ -31,13 +31,16 @@ def test_divergence_after_a_checkpoint_keeps_the_last_good_one(tmp_path, monkeyp
   config = tiny_config.get_config()
   config.eval_steps = ""
   assert config.checkpoint_steps == "every:16"
-  # The reference: the same run, never diverging, stopped at step 16.
+  monkeypatch.setattr(experiment, "learning_rate",
+                      _exploding_learning_rate(experiment.learning_rate))
+  # The reference: the same run (the same compiled program, so the same bits),
+  # stopped at step 16, before its rate explodes.
   good = train.train_and_evaluate(config, str(tmp_path / "good"),
                                   should_stop=lambda step: step >= 16)
   assert int(good.step) == 16
+  assert np.all(np.isfinite(np.concatenate(
+      [np.ravel(x) for x in jax.tree.leaves(good.params)])))
 
-  monkeypatch.setattr(experiment, "learning_rate",
-                      _exploding_learning_rate(experiment.learning_rate))
   workdir = tmp_path / "diverged"
   with pytest.raises(train.Diverged) as raised:
     train.train_and_evaluate(config, str(workdir))
