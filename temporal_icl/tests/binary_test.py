@@ -53,9 +53,19 @@ def test_binary_writes_every_metric_for_tensorboard(finished):
 
 def test_export_json_matches_reference_format(finished_run, tmp_path):
   out = tmp_path / "run.json"
-  subprocess.run([sys.executable, "-m", "temporal_icl.analysis.export", f"--workdir={finished_run}",
-                  f"--out={out}"], cwd=REPO, check=True, capture_output=True)
+  export_run = subprocess.run(
+      [sys.executable, "-X", "importtime", "-m", "temporal_icl.analysis.export",
+       f"--workdir={finished_run}", f"--out={out}"],
+      cwd=REPO, check=True, capture_output=True, text=True)
+  # It reads with TensorBoard's pure-Python reader: TensorFlow is never imported
+  # (3-4 s of every reader's start), and the values are those read in this process.
+  imported = [line.rsplit("|", 1)[-1].strip() for line in export_run.stderr.splitlines()
+              if line.startswith("import time:")]
+  assert "tensorboard.compat.tensorflow_stub" in imported
+  assert "tensorflow" not in imported
   result = json.loads(out.read_text())
+  assert result["stats"] == json.loads(json.dumps(export.to_reference_json(
+      str(finished_run))["stats"]))
   assert set(result) == {"times", "config", "stats"}
   assert result["times"]["start"] <= result["times"]["end"]
   assert result["config"]["M"] == 4 and result["config"]["schedule"] == "mala"
