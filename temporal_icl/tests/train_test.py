@@ -388,3 +388,53 @@ def test_the_step_returns_its_metrics_and_zero_steps_those_of_the_state():
   assert float(after["mala/acceptance_rate"][0]) == float(
       mala.acceptance_rate(one.schedule, config.M))
   assert float(after["mala/acceptance_rate"][0]) > 0
+
+
+
+def _adam_float64(grads, lr, steps, b1=0.9, b2=0.999, eps=1e-8):
+  """The updates of bias-corrected Adam (no weight decay) for a list of gradients
+  [steps, ...], in float64: the paper's optimizer, written out."""
+  m = v = 0.0
+  updates = []
+  for t, g in enumerate(np.asarray(grads, np.float64)[:steps], start=1):
+    m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    updates.append(-lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps))
+  return updates
+
+
+def test_the_optimizer_is_adam_with_the_papers_constants():
+  """experiment's optimizer against Adam written out: four updates of gradients of
+  mixed sizes (those near 1e-8 show ε, the later updates β1 and β2)."""
+  config = tiny_config.get_config()
+  config.lr_warmup = False
+  optimizer = experiment.build(config).optimizer()
+  scales = np.array([1.0, 1e-2, 1e-6, 1e-8, 3e-9])
+  grads = np.random.default_rng(0).normal(size=(4, 5)) * scales
+  params = jnp.zeros(5, jnp.float32)
+  state = optimizer.init(params)
+  for t, want in enumerate(_adam_float64(grads, config.learning_rate, 4)):
+    got, state = optimizer.update(jnp.asarray(grads[t], jnp.float32), state, params)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=0, err_msg=t)
+
+
+def test_one_training_step_is_adam_on_the_gradient_of_its_batch_loss():
+  """The training step's update is Adam's first (p − lr·g/(|g| + ε)) on the gradient
+  of the loss of its batch, at the rate of step 0.  The rate is large (0.05, no
+  warm-up), so a weight decay of 1e-4 (AdamW's default) would move the parameters
+  by up to 5e-6, beyond this float32 step's rounding (4e-7, measured)."""
+  config = tiny_config.get_config()
+  config.learning_rate, config.lr_warmup = 0.05, False
+  exp = experiment.build(config)
+  run = experiment.run_data(config)
+  initial = experiment.init_state(exp, config)
+  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
+  stepped, _, _ = multi_step(groups.stack([initial]), groups.stack([run]),
+                             jnp.asarray(1, jnp.int32), jnp.zeros((1,)))
+  schedule = exp.schedule.update(initial.schedule, 0,
+                                 jax.random.fold_in(run.keys["schedule_steps"], 0))
+  xs, ys = experiment.training_batch(exp, run, schedule, 0)
+  grads = jax.grad(exp.loss)(initial.params, xs, ys)
+  for got, p, g in zip(jax.tree.leaves(groups.take(stepped, 0).params),
+                       jax.tree.leaves(initial.params), jax.tree.leaves(grads)):
+    want = np.asarray(p, np.float64) + _adam_float64(np.asarray(g)[None], 0.05, 1)[0]
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-6)
