@@ -438,3 +438,23 @@ def test_one_training_step_is_adam_on_the_gradient_of_its_batch_loss():
                        jax.tree.leaves(initial.params), jax.tree.leaves(grads)):
     want = np.asarray(p, np.float64) + _adam_float64(np.asarray(g)[None], 0.05, 1)[0]
     np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-6)
+
+
+def test_the_steps_move_the_tasks_with_a_fresh_schedule_key_each_step():
+  """After 6 steps, the run's task set is the schedule's own chain driven by the
+  keys fold_in(schedule_steps, step): a new draw each step, the same on resume."""
+  config = tiny_config.get_config()
+  config.gamma, config.M = 2.0, 8  # MALA rejects some moves: its acceptance draws count
+  exp = experiment.build(config)
+  run = experiment.run_data(config)
+  initial = experiment.init_state(exp, config)
+  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
+  stepped, _, _ = multi_step(groups.stack([initial]), groups.stack([run]),
+                             jnp.asarray(6, jnp.int32), jnp.zeros((1,)))
+  chain = initial.schedule
+  for step in range(6):
+    chain = mala.update(chain, step, jax.random.fold_in(run.keys["schedule_steps"], step))
+  moved = groups.take(stepped, 0).schedule
+  np.testing.assert_allclose(moved.tasks, chain.tasks, rtol=1e-6, atol=1e-6)
+  np.testing.assert_array_equal(moved.accepted, chain.accepted)
+  assert 0 < int(chain.accepted.sum()) < 6 * config.M  # some moves taken, some not
