@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from temporal_icl import measurements
 from temporal_icl.analysis import export
 from temporal_icl.common import workdir as workdir_lib
 from temporal_icl.core import experiment
@@ -329,6 +330,29 @@ def every_measurement(config):
   config.llc.batch_size = 16
   config.num_pr_samples, config.pr_generation_steps = 16, 4
   return config
+
+
+@pytest.mark.parametrize("name", ["evaluation", "energy_distance", "llc", "prior_snapshots"])
+def test_a_measurement_of_a_padded_state_is_the_runs_own(name):
+  """In a group, a run's measurements see its task set padded to the group's largest
+  M (here M = 3 in 1024 rows of zeros, as the phase sweep pads M = 1 beside 1024),
+  with RunData.num_tasks = 3.  Each must then compute what it computes on the run's
+  own state: its dMMSE prior, SGLD data and baselines drawn from the 3 tasks only.
+  (The slow test above checks the same end to end, through training.)"""
+  config = every_measurement(config_of(dict(M=3, gamma=1.0, seed=0)))
+  exp = experiment.build(config)
+  solo = experiment.init_state(exp, config)
+  wide = every_measurement(config_of(dict(M=PADDED, gamma=1.0, seed=0)))
+  like = jax.eval_shape(lambda: experiment.init_state(experiment.build(wide), wide))
+  padded = groups.pad(solo, like, {})
+  assert padded.schedule.tasks.shape == (PADDED, 2)
+  alone, grouped = (measurements.measure_once(name, config, exp, s) for s in (solo, padded))
+  assert sorted(alone) == sorted(grouped)
+  for key in alone:
+    got = np.asarray(grouped[key])
+    if key == "tasks":  # the snapshot's task set: the padded one, cut when saved
+      got = got[:3]
+    np.testing.assert_allclose(got, alone[key], err_msg=key, **TOLERANCE)
 
 
 def assert_same_saved_states(grouped, alone, config):
