@@ -48,6 +48,15 @@ def test_infinite_task_distribution_is_standard_normal():
   assert len(np.unique(np.asarray(ts), axis=0)) == 20000  # a fresh task each time
 
 
+def test_a_finite_task_set_is_drawn_from_the_standard_normal():
+  # The M training tasks are i.i.d. N(0, I_D), the prior ridge assumes: with M =
+  # 20000, the SE of a mean is 0.007 and of a variance 0.01.
+  tasks = data.sample_task_set(jax.random.PRNGKey(5), 20000, 3)
+  assert tasks.shape == (20000, 3)
+  np.testing.assert_allclose(tasks.mean(0), 0.0, atol=0.035)
+  np.testing.assert_allclose(jnp.cov(tasks.T), np.eye(3), atol=0.05)
+
+
 def test_the_empty_task_set_is_m_infinite():
   tasks = data.infinite_task_set(3)
   assert tasks.shape == (0, 3) and data.is_infinite_set(tasks)
