@@ -355,6 +355,20 @@ def test_a_measurement_of_a_padded_state_is_the_runs_own(name):
     np.testing.assert_allclose(got, alone[key], err_msg=key, **TOLERANCE)
 
 
+def test_snapshots_draw_fresh_rollouts_at_each_step():
+  """The prior snapshots' rollouts of one state are the same draws at the same step
+  and new draws at another step (their key folds the step in): the snapshots of a
+  run are independent samples of its implicit prior, not one sample re-used."""
+  config = every_measurement(config_of(dict(M=3, gamma=1.0, seed=0)))
+  exp = experiment.build(config)
+  state = experiment.init_state(exp, config)
+  later = state._replace(step=jnp.asarray(16, jnp.int32))  # the same parameters
+  first, again, other = (measurements.measure_once("prior_snapshots", config, exp, s)
+                         for s in (state, state, later))
+  np.testing.assert_array_equal(first["pr"], again["pr"])
+  assert not np.any(np.isclose(first["pr"], other["pr"]).all(axis=-1))
+
+
 def assert_same_saved_states(grouped, alone, config):
   """The trajectory states of two workdirs, restored as the solo run's own state."""
   exp = experiment.build(config)
