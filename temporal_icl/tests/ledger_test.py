@@ -127,7 +127,7 @@ def test_groups_do_not_change_when_runs_of_the_sweep_are_done(tmp_path):
 
 
 def test_the_launcher_skips_what_the_ledger_holds(tmp_path):
-  book = tmp_path / "ledger" / "gamma0-seed0"
+  book = tmp_path / "ledger" / "gamma0-seed42"
   book.mkdir(parents=True)
   (book / "config.json").write_text("{}")
   (book / "FINISHED").write_text("8")
@@ -138,7 +138,7 @@ def test_the_launcher_skips_what_the_ledger_holds(tmp_path):
       capture_output=True, text=True, timeout=120)
   assert dry.returncode == 0, dry.stderr[-2000:]
   assert dry.stdout.splitlines()[-1] == "2 runs: 1 to train in 1 processes, 1 done already"
-  assert "--group=gamma0.2-seed0" in dry.stdout and "gamma0-seed0" not in dry.stdout
+  assert "--group=gamma0.05-seed42" in dry.stdout and "gamma0-seed42" not in dry.stdout
 
 
 def test_a_pinned_child_runs_only_on_its_cores(tmp_path):

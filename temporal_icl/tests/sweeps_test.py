@@ -187,16 +187,16 @@ def test_xm_work_units_are_one_per_run_group_with_their_args_and_resources(tmp_p
   binary_ = {"kind": "binary", "path": sys.executable}  # this venv's interpreter
   solo = ["-m", "temporal_icl.main", f"--config={tiny}"]
   assert local[0] == [binary_, [
-      {"name": "gamma0-seed0", "runs": ["gamma0-seed0"], "requirements": {},
-       "args": solo + ["--config.gamma=0", "--config.seed=0", "--workdir=/runs/gamma0-seed0"]},
-      {"name": "gamma0.2-seed0", "runs": ["gamma0.2-seed0"], "requirements": {},
-       "args": solo + ["--config.gamma=0.2", "--config.seed=0",
-                       "--workdir=/runs/gamma0.2-seed0"]}]]
+      {"name": "gamma0-seed42", "runs": ["gamma0-seed42"], "requirements": {},
+       "args": solo + ["--config.gamma=0", "--config.seed=42", "--workdir=/runs/gamma0-seed42"]},
+      {"name": "gamma0.05-seed42", "runs": ["gamma0.05-seed42"], "requirements": {},
+       "args": solo + ["--config.gamma=0.05", "--config.seed=42",
+                       "--workdir=/runs/gamma0.05-seed42"]}]]
   # Two runs per process: one work unit trains both as a group.
   assert local[1] == [binary_, [
-      {"name": "gamma0-seed0+1", "runs": ["gamma0-seed0", "gamma0.2-seed0"],
-       "requirements": {}, "args": solo + ["--workdir=/runs", "--group=gamma0-seed0",
-                                           "--group=gamma0.2-seed0"]}]]
+      {"name": "gamma0-seed42+1", "runs": ["gamma0-seed42", "gamma0.05-seed42"],
+       "requirements": {}, "args": solo + ["--workdir=/runs", "--group=gamma0-seed42",
+                                           "--group=gamma0.05-seed42"]}]]
 
   config = os.path.join(REPO, "configs", "replication.py")
   vertex = xm_launch_json(
@@ -328,8 +328,8 @@ def test_xm_launch_gives_xmanager_one_job_per_work_unit(tmp_path):
       "jobs": [{"kind": "Job", "executable": {"kind": "executable", "number": 0},
                 "executor": {"kind": "Local"},
                 "args": ["-m", "temporal_icl.main", f"--config={tiny}",
-                         f"--workdir={tmp_path}/runs", "--group=gamma0-seed0",
-                         "--group=gamma0.2-seed0"]}]}
+                         f"--workdir={tmp_path}/runs", "--group=gamma0-seed42",
+                         "--group=gamma0.05-seed42"]}]}
 
   config = os.path.join(REPO, "configs", "replication.py")
   out, record = launch_with_fake_xmanager(
@@ -380,7 +380,7 @@ def test_local_launcher_runs_skips_and_summarises(tmp_path):
           "--report_every=5")
   first = launch(*args)
   assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-  names = ["gamma0-seed0", "gamma0.2-seed0"]
+  names = ["gamma0-seed42", "gamma0.05-seed42"]
   for name in names:
     assert workdir_lib.is_finished(tmp_path / name)
     assert name in first.stdout
@@ -400,7 +400,7 @@ def test_local_launcher_resolves_paths_from_any_directory_and_checks_parallel(tm
                         "--dry_run", "--runs_per_process=1"], cwd=elsewhere, env=env,
                        capture_output=True, text=True, timeout=120)
   assert dry.returncode == 0, dry.stderr[-2000:]
-  assert f"--workdir={elsewhere}/runs/gamma0-seed0" in dry.stdout
+  assert f"--workdir={elsewhere}/runs/gamma0-seed42" in dry.stdout
   assert f"--config={os.path.join(REPO, TINY)}" in dry.stdout
   for bad in ("0", "-3"):
     result = subprocess.run([sys.executable, script, f"--config={config}",
@@ -433,5 +433,5 @@ def test_xm_launch_runs_the_sweep_on_the_local_executor(tmp_path):
       capture_output=True, text=True, timeout=900)
   assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
   assert "2 jobs" in result.stdout
-  for name in ["gamma0-seed0", "gamma0.2-seed0"]:
+  for name in ["gamma0-seed42", "gamma0.05-seed42"]:
     assert workdir_lib.is_finished(tmp_path / "runs" / name)
