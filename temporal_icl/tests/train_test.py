@@ -402,6 +402,18 @@ def _adam_float64(grads, lr, steps, b1=0.9, b2=0.999, eps=1e-8):
   return updates
 
 
+def _stepped(config, num_steps):
+  """(experiment, RunData, initial state, state after `num_steps` training steps) of
+  the run `config`, trained by the loop's own step program on one device."""
+  exp = experiment.build(config)
+  run = experiment.run_data(config)
+  initial = experiment.init_state(exp, config)
+  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
+  stepped, _, _ = multi_step(groups.stack([initial]), groups.stack([run]),
+                             jnp.asarray(num_steps, jnp.int32), jnp.zeros((1,)))
+  return exp, run, initial, groups.take(stepped, 0)
+
+
 def test_the_optimizer_is_adam_with_the_papers_constants():
   """experiment's optimizer against Adam written out: four updates of gradients of
   mixed sizes (those near 1e-8 show ε, the later updates β1 and β2)."""
@@ -424,17 +436,12 @@ def test_one_training_step_is_adam_on_the_gradient_of_its_batch_loss():
   by up to 5e-6, beyond this float32 step's rounding (4e-7, measured)."""
   config = tiny_config.get_config()
   config.learning_rate, config.lr_warmup = 0.05, False
-  exp = experiment.build(config)
-  run = experiment.run_data(config)
-  initial = experiment.init_state(exp, config)
-  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
-  stepped, _, _ = multi_step(groups.stack([initial]), groups.stack([run]),
-                             jnp.asarray(1, jnp.int32), jnp.zeros((1,)))
+  exp, run, initial, stepped = _stepped(config, 1)
   schedule = exp.schedule.update(initial.schedule, 0,
                                  jax.random.fold_in(run.keys["schedule_steps"], 0))
   xs, ys = experiment.training_batch(exp, run, schedule, 0)
   grads = jax.grad(exp.loss)(initial.params, xs, ys)
-  for got, p, g in zip(jax.tree.leaves(groups.take(stepped, 0).params),
+  for got, p, g in zip(jax.tree.leaves(stepped.params),
                        jax.tree.leaves(initial.params), jax.tree.leaves(grads)):
     want = np.asarray(p, np.float64) + _adam_float64(np.asarray(g)[None], 0.05, 1)[0]
     np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-6)
@@ -445,16 +452,11 @@ def test_the_steps_move_the_tasks_with_a_fresh_schedule_key_each_step():
   keys fold_in(schedule_steps, step): a new draw each step, the same on resume."""
   config = tiny_config.get_config()
   config.gamma, config.M = 2.0, 8  # MALA rejects some moves: its acceptance draws count
-  exp = experiment.build(config)
-  run = experiment.run_data(config)
-  initial = experiment.init_state(exp, config)
-  multi_step = train.make_multi_step(exp, train.make_mesh(), 1)
-  stepped, _, _ = multi_step(groups.stack([initial]), groups.stack([run]),
-                             jnp.asarray(6, jnp.int32), jnp.zeros((1,)))
+  _, run, initial, stepped = _stepped(config, 6)
   chain = initial.schedule
   for step in range(6):
     chain = mala.update(chain, step, jax.random.fold_in(run.keys["schedule_steps"], step))
-  moved = groups.take(stepped, 0).schedule
+  moved = stepped.schedule
   np.testing.assert_allclose(moved.tasks, chain.tasks, rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(moved.accepted, chain.accepted)
   assert 0 < int(chain.accepted.sum()) < 6 * config.M  # some moves taken, some not
