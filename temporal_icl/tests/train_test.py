@@ -390,7 +390,6 @@ def test_the_step_returns_its_metrics_and_zero_steps_those_of_the_state():
   assert float(after["mala/acceptance_rate"][0]) > 0
 
 
-
 def _adam_float64(grads, lr, steps, b1=0.9, b2=0.999, eps=1e-8):
   """The updates of bias-corrected Adam (no weight decay) for a list of gradients
   [steps, ...], in float64: the paper's optimizer, written out."""
